@@ -26,6 +26,9 @@ class TrainingSource(Protocol):
     def iter_chunks(self, chunk_size: int) -> Iterator[torch.Tensor]:
         """Yield consecutive ``[n, C, H, W]`` tensors (n <= chunk_size) covering items 0..N-1 in order."""
 
+    def gather(self, indices: list[int]) -> torch.Tensor:
+        """The items at ``indices`` as one ``[len(indices), C, H, W]`` tensor."""
+
 
 class TensorSource:
     """A :class:`TrainingSource` over an in-memory tensor ``[N, C, H, W]``."""
@@ -48,3 +51,6 @@ class TensorSource:
     def iter_chunks(self, chunk_size: int) -> Iterator[torch.Tensor]:
         for start in range(0, len(self), chunk_size):
             yield self.items[start : start + chunk_size]
+
+    def gather(self, indices: list[int]) -> torch.Tensor:
+        return self.items[torch.as_tensor(indices, dtype=torch.long, device=self.items.device)]

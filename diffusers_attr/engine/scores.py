@@ -1,0 +1,217 @@
+"""Nonparametric patch attribution (DESIGN.md §2), streamed over the training set.
+
+Per chunk of training items the engine keeps only ``L[b, i, n] = log sum_{l (top-k)} exp(logit)``;
+the softmax normaliser ``LSE_i`` is merged across chunks with a running log-sum-exp, and
+``score_n = sum_i exp(L[i, n] - LSE_i)``. When the masses ``L`` of the whole set fit half the memory
+budget they are cached and the scores follow in one pass over the data; otherwise a second pass
+recomputes them chunk by chunk. Either way peak memory is set by the budget, never by N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .logits import ScalePlan, Temperature, chunk_log_mass, plan_scale
+from .maps import DominantTracker, NDAMaps, item_maps
+from .source import TrainingSource
+from .streaming import log_add
+from .validation import (
+    ScaleSpec,
+    as_source,
+    check_chunk_finite,
+    check_queries,
+    check_topk,
+    coefficients,
+    resolve_scales,
+)
+
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+
+
+@dataclass
+class NDAResult:
+    """Scores and, when requested, spatial maps.
+
+    Attributes:
+        scores (`torch.Tensor` of shape `(B, N)`): attribution of each query to each training item;
+            larger means more influence. Without top-k each row sums to ``sum_s weight_s * H * W``.
+        maps (`NDAMaps` or None): query/source maps of selected items and the dominant-source map.
+    """
+
+    scores: torch.Tensor
+    maps: NDAMaps | None = None
+
+
+def _chunk_size(plans: list[ScalePlan], batch: int, budget: int, itemsize: int, topk: int | None) -> int:
+    """Training items per chunk so that the largest per-chunk temporaries fit ``budget`` bytes."""
+    per_item = 0
+    for plan in plans:
+        positions = sum(g.numel() for g in plan.groups)
+        depth = plan.query_groups[0].shape[-1]
+        largest_class = max(g.shape[0] * g.shape[1] ** 2 for g in plan.groups)
+        top = max(g.shape[0] * g.shape[1] * min(topk, g.shape[1]) for g in plan.groups) if topk else 0
+        scale_bytes = batch * (largest_class + 2 * top + 2 * positions) + 3 * positions * depth
+        per_item = max(per_item, scale_bytes * itemsize)
+    return max(1, budget // per_item)
+
+
+def _chunks(
+    source: TrainingSource, chunk_size: int, like: torch.Tensor, progress: bool, label: str
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Checked training chunks moved to the queries' device and dtype, with their start index."""
+    start = 0
+    with tqdm(total=len(source), desc=label, unit="item", disable=not progress, leave=False) as bar:
+        for chunk in source.iter_chunks(chunk_size):
+            chunk = chunk.to(device=like.device, dtype=like.dtype)
+            check_chunk_finite(chunk, start, source)
+            yield start, chunk
+            start += chunk.shape[0]
+            bar.update(chunk.shape[0])
+    if start != len(source):
+        raise ValueError(f"the training source yielded {start} items but reports {len(source)}")
+
+
+def nda_attribute(
+    queries: torch.Tensor,
+    train: torch.Tensor | TrainingSource,
+    *,
+    alpha: float | torch.Tensor,
+    sigma: float | torch.Tensor,
+    patch_size: int = 7,
+    topk: int | None = None,
+    scales: Sequence[ScaleSpec] | None = None,
+    maps: int | None = None,
+    map_items: torch.Tensor | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> NDAResult:
+    """Attribution scores of noisy queries to training items, optionally with spatial maps.
+
+    Parameters:
+        queries: noisy states ``[B, C, H, W]`` in the model's space (``x_t = alpha x_0 + sigma eps``).
+        train: training items ``[N, C, H, W]`` in the same space, or an ``AttributionIndex``.
+        alpha, sigma: forward-process coefficients, floats or one value per query.
+        patch_size: odd side of the patch window (single scale; ignored when ``scales`` is given).
+        topk: keep only the top-k key windows of each (query window, training item) pair.
+        scales: ``[(factor, patch_size, weight), ...]`` for the multiscale score.
+        maps: also compute query/source maps of each query's top-``maps`` items.
+        map_items: ``LongTensor [B, M]`` choosing the map items explicitly (overrides ``maps``).
+        memory_budget: bytes for the engine's temporaries; sets the training chunk size.
+        progress: show tqdm progress bars over the training set.
+
+    Returns:
+        ``NDAResult`` with ``scores [B, N]`` (computed in float64 for float64 queries, else float32)
+        and ``maps`` when requested.
+
+    Example:
+        >>> import torch
+        >>> from diffusers_attr.engine import nda_attribute
+        >>> train = torch.rand(10, 1, 8, 8) * 2 - 1
+        >>> queries = 0.9 * train[:2] + 0.3 * torch.randn(2, 1, 8, 8)
+        >>> result = nda_attribute(queries, train, alpha=0.9, sigma=0.3, patch_size=3, maps=2)
+        >>> result.scores.shape, result.maps.query_maps.shape
+        (torch.Size([2, 10]), torch.Size([2, 2, 8, 8]))
+    """
+    check_queries(queries)
+    source = as_source(train, queries)
+    batch, _, height, width = queries.shape
+    specs = resolve_scales(scales, patch_size, height, width)
+    topk = check_topk(topk)
+    alpha_b = coefficients(alpha, "alpha", batch)
+    sigma_b = coefficients(sigma, "sigma", batch)
+    if map_items is not None and (map_items.dim() != 2 or map_items.shape[0] != batch):
+        raise ValueError(f"map_items must be a LongTensor [B={batch}, M]; got {tuple(map_items.shape)}")
+
+    dtype = torch.float64 if queries.dtype == torch.float64 else torch.float32
+    x = queries.detach().to(dtype)
+    plans = [plan_scale(x, spec) for spec in specs]
+    temperature = Temperature.of(alpha_b, sigma_b, x)
+    itemsize = x.element_size()
+    chunk_size = _chunk_size(plans, batch, memory_budget, itemsize, topk)
+    total = len(source)
+    positions = height * width
+    cache_fits = len(plans) * batch * positions * total * itemsize <= memory_budget // 2
+
+    normalisers = [x.new_full((batch, positions), float("-inf")) for _ in plans]
+    cache: list[tuple[int, list[torch.Tensor]]] = []
+    for start, chunk in _chunks(source, chunk_size, x, progress, "attribution"):
+        masses = []
+        for i, plan in enumerate(plans):
+            mass, normaliser = chunk_log_mass(plan, chunk, temperature, topk)
+            normalisers[i] = log_add(normalisers[i], normaliser)
+            masses.append(mass)
+        if cache_fits:
+            cache.append((start, masses))
+
+    def mass_chunks() -> Iterator[tuple[int, list[torch.Tensor]]]:
+        if cache_fits:
+            yield from cache
+            return
+        for start, chunk in _chunks(source, chunk_size, x, progress, "attribution (pass 2)"):
+            yield start, [chunk_log_mass(plan, chunk, temperature, topk)[0] for plan in plans]
+
+    want_maps = maps is not None or map_items is not None
+    tracker = DominantTracker(batch, positions, x) if want_maps else None
+    scores = x.new_zeros(batch, total)
+    for start, masses in mass_chunks():
+        shares = sum(
+            plan.scale.weight * (mass - normaliser[..., None]).exp_()
+            for plan, mass, normaliser in zip(plans, masses, normalisers)
+        )
+        scores[:, start : start + shares.shape[-1]] = shares.sum(1)
+        if tracker is not None:
+            tracker.update(shares, start)
+    if tracker is None:
+        return NDAResult(scores)
+
+    if map_items is None:
+        map_items = scores.topk(min(int(maps), total), dim=1).indices  # type: ignore[arg-type]
+    map_items = map_items.to(device=x.device, dtype=torch.long)
+    query_maps, source_maps = item_maps(
+        plans, normalisers, temperature, source, map_items, topk, (height, width)
+    )
+    total_weight = sum(spec.weight for spec in specs)
+    return NDAResult(
+        scores,
+        NDAMaps(
+            items=map_items,
+            query_maps=query_maps,
+            source_maps=source_maps,
+            dominant_source=tracker.index.view(batch, height, width),
+            dominant_share=(tracker.best / total_weight).view(batch, height, width),
+        ),
+    )
+
+
+def nda_scores(
+    queries: torch.Tensor,
+    train: torch.Tensor | TrainingSource,
+    *,
+    alpha: float | torch.Tensor,
+    sigma: float | torch.Tensor,
+    patch_size: int = 7,
+    topk: int | None = None,
+    scales: Sequence[ScaleSpec] | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Attribution scores ``[B, N]`` of noisy queries to training items (DESIGN.md §2).
+
+    Same parameters as :func:`nda_attribute` without the maps; larger score = more influence.
+
+    Example:
+        >>> import torch
+        >>> from diffusers_attr import nda_scores
+        >>> train = torch.rand(10, 1, 8, 8) * 2 - 1
+        >>> scores = nda_scores(train[:1], train, alpha=1.0, sigma=0.1, patch_size=3)
+        >>> int(scores.argmax())
+        0
+    """
+    return nda_attribute(
+        queries, train, alpha=alpha, sigma=sigma, patch_size=patch_size, topk=topk,
+        scales=scales, memory_budget=memory_budget, progress=progress,
+    ).scores
