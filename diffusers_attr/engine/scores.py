@@ -86,6 +86,7 @@ def nda_attribute(
     scales: Sequence[ScaleSpec] | None = None,
     maps: int | None = None,
     map_items: torch.Tensor | None = None,
+    shared_maps: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
 ) -> NDAResult:
@@ -100,6 +101,8 @@ def nda_attribute(
         scales: ``[(factor, patch_size, weight), ...]`` for the multiscale score.
         maps: also compute query/source maps of each query's top-``maps`` items.
         map_items: ``LongTensor [B, M]`` choosing the map items explicitly (overrides ``maps``).
+        shared_maps: map the top-``maps`` items of the mean score over the batch, the same items for
+            every query (for queries that are several noise levels of one image).
         memory_budget: bytes for the engine's temporaries; sets the training chunk size.
         progress: show tqdm progress bars over the training set.
 
@@ -169,7 +172,9 @@ def nda_attribute(
         return NDAResult(scores)
 
     if map_items is None:
-        map_items = scores.topk(min(int(maps), total), dim=1).indices  # type: ignore[arg-type]
+        count = min(int(maps), total)  # type: ignore[arg-type]
+        ranked = scores.mean(0, keepdim=True) if shared_maps else scores
+        map_items = ranked.topk(count, dim=1).indices.expand(batch, count)
     map_items = map_items.to(device=x.device, dtype=torch.long)
     query_maps, source_maps = item_maps(
         plans, normalisers, temperature, source, map_items, topk, (height, width)

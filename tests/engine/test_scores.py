@@ -110,6 +110,16 @@ def test_explicit_map_items():
     assert_rel(result.maps.query_maps, expected["query_maps"])
 
 
+def test_shared_maps_use_the_top_items_of_the_mean_score():
+    train, x0, noise = problem(10, items=5)
+    queries = 0.8 * x0[:1].expand(2, -1, -1, -1) + torch.tensor([0.3, 0.6]).double().view(-1, 1, 1, 1) * noise
+    result = nda_attribute(queries, train, alpha=0.8, sigma=[0.3, 0.6], patch_size=3, maps=2, shared_maps=True)
+    expected_items = result.scores.mean(0).topk(2).indices
+    assert torch.equal(result.maps.items, expected_items.expand(2, 2))
+    expected = oracle(queries, train, 0.8, [0.3, 0.6], [(1, 3, 1.0)], map_items=result.maps.items.numpy())
+    assert_rel(result.maps.query_maps, expected["query_maps"])
+
+
 def test_scores_sum_to_window_count_per_scale():
     train, x0, noise = problem(6, batch=3, channels=3, size=(12, 10), items=7)
     queries = 0.5 * x0 + 0.9 * noise

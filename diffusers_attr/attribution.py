@@ -1,0 +1,196 @@
+"""The attribution of one generated image: which training items, how much, and where."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from .provenance import read_attribution, sidecar_path, write_png, write_sidecar
+from .render import dominant_collage, overlay
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TopItem:
+    """One of the training items an image draws on most.
+
+    Attributes:
+        rank: 1 for the largest score.
+        index: position of the item in the attribution index.
+        id: the item's stable id in the index.
+        score: attribution score (averaged over noise levels).
+        share: score divided by the sum of all scores (the fraction of patch mass).
+        metadata: the item's metadata from the index (source path, caption, label, licence, ...).
+    """
+
+    rank: int
+    index: int
+    id: str
+    score: float
+    share: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NoiseLevel:
+    """A noise level the image was attributed at: ``x_t = alpha x_0 + sigma eps``."""
+
+    timestep: float | None
+    alpha: float
+    sigma: float
+    step: int | None = None
+
+
+@dataclass
+class Attribution:
+    """Attribution of one image to the training set.
+
+    Attributes:
+        scores (`torch.Tensor` of shape `(N,)`): score of every index item, averaged over levels.
+        level_scores (`torch.Tensor` of shape `(L, N)`): the scores at each noise level.
+        levels: the ``L`` noise levels, in the order of ``level_scores``.
+        top: the top items by score, with ids, shares and metadata.
+        query_maps (`torch.Tensor` of shape `(M, h, w)`): where in the output each of the first
+            ``M`` top items is used (model resolution; averaged over levels).
+        source_maps (`torch.Tensor` of shape `(M, h, w)`): which regions of those items are used.
+        dominant_source (`torch.LongTensor` of shape `(h, w)`): index of the item contributing most to
+            each output pixel (at the lowest attributed noise level).
+        config: the attribution configuration (patch size, scales, top-k, mode, levels, ...).
+        index: the index fingerprint (space, item count, ids digest).
+        model: the pipeline and denoiser class names.
+        scheduler: the scheduler class name.
+        image: the generated image, when it is a PIL image.
+        source_images: the first ``M`` top training items as images (for the source heatmaps).
+    """
+
+    scores: torch.Tensor
+    level_scores: torch.Tensor
+    levels: list[NoiseLevel]
+    top: list[TopItem]
+    query_maps: torch.Tensor
+    source_maps: torch.Tensor
+    dominant_source: torch.Tensor
+    config: dict[str, Any]
+    index: dict[str, Any]
+    model: str
+    scheduler: str
+    image: Image.Image | None = None
+    source_images: list[Image.Image] = field(default_factory=list)
+
+    def _output_size(self) -> tuple[int, int]:
+        if self.image is not None:
+            return self.image.size
+        height, width = self.query_maps.shape[-2:]
+        return (width, height)
+
+    def heatmap(self, k: int = 0) -> Image.Image:
+        """Where the output draws on its ``k``-th top item: the query map over the output image."""
+        self._check_map_rank(k)
+        return overlay(self.image, self.query_maps[k], self._output_size())
+
+    def source_heatmap(self, k: int = 0) -> Image.Image:
+        """Which regions of the ``k``-th top item were used: its source map over the training image."""
+        self._check_map_rank(k)
+        source = self.source_images[k] if k < len(self.source_images) else None
+        return overlay(source, self.source_maps[k], self._output_size())
+
+    def collage(self) -> Image.Image:
+        """The output as a collage of training items: each pixel coloured by its dominant source
+        (top items in the categorical colours of ``top`` order, any other item dark grey)."""
+        legend = [item.index for item in self.top]
+        return dominant_collage(self.image, self.dominant_source, legend, self._output_size())
+
+    def _check_map_rank(self, k: int) -> None:
+        if not 0 <= k < self.query_maps.shape[0]:
+            raise IndexError(
+                f"maps were kept for the top {self.query_maps.shape[0]} items; k={k} is out of range "
+                "(raise the `maps` setting of AttributedPipeline to keep more)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe metadata: what is embedded in the PNG and written to the sidecar."""
+        top_indices = [item.index for item in self.top]
+        return {
+            "format": "diffusers-attr",
+            "version": FORMAT_VERSION,
+            "model": self.model,
+            "scheduler": self.scheduler,
+            "index": self.index,
+            "config": self.config,
+            "top": [asdict(item) for item in self.top],
+            "levels": [
+                asdict(level) | {"top_scores": self.level_scores[i, top_indices].tolist()}
+                for i, level in enumerate(self.levels)
+            ],
+            "total_score": float(self.scores.sum()),
+        }
+
+    def save(self, path: str | os.PathLike, *, heatmaps: bool = True) -> Path:
+        """Write the image as ``path`` (PNG, metadata embedded), its JSON sidecar, the full arrays
+        (``<stem>.attribution.safetensors``) and, with ``heatmaps``, the heatmap PNGs.
+
+        Returns the PNG path.
+        """
+        path = Path(path)
+        if self.image is None:
+            raise ValueError("this attribution has no PIL image to save (was output_type 'pil'?)")
+        metadata = self.to_dict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(self._arrays(), str(_arrays_path(path)))
+        write_sidecar(sidecar_path(path), metadata)
+        if heatmaps:
+            for k in range(self.query_maps.shape[0]):
+                self.heatmap(k).save(path.with_name(f"{path.stem}.heatmap-{k + 1}.png"))
+                self.source_heatmap(k).save(path.with_name(f"{path.stem}.source-{k + 1}.png"))
+            self.collage().save(path.with_name(f"{path.stem}.collage.png"))
+        return write_png(self.image, path, metadata)
+
+    def _arrays(self) -> dict[str, torch.Tensor]:
+        return {
+            "scores": self.scores.float().contiguous(),
+            "level_scores": self.level_scores.float().contiguous(),
+            "query_maps": self.query_maps.float().contiguous(),
+            "source_maps": self.source_maps.float().contiguous(),
+            "dominant_source": self.dominant_source.long().contiguous(),
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Attribution":
+        """Read back a saved image's attribution with its full arrays (scores over the whole index)."""
+        path = Path(path)
+        metadata = read_attribution(path)
+        arrays_file = _arrays_path(path)
+        if not arrays_file.exists():
+            raise FileNotFoundError(
+                f"{arrays_file} is missing; the embedded metadata (top items only) is available "
+                "through diffusers_attr.read_attribution"
+            )
+        arrays = load_file(str(arrays_file))
+        with Image.open(path) as image:
+            image.load()
+            picture = image.copy()
+        return cls(
+            scores=arrays["scores"],
+            level_scores=arrays["level_scores"],
+            levels=[NoiseLevel(**{k: v for k, v in level.items() if k != "top_scores"}) for level in metadata["levels"]],
+            top=[TopItem(**item) for item in metadata["top"]],
+            query_maps=arrays["query_maps"],
+            source_maps=arrays["source_maps"],
+            dominant_source=arrays["dominant_source"],
+            config=metadata["config"],
+            index=metadata["index"],
+            model=metadata["model"],
+            scheduler=metadata["scheduler"],
+            image=picture,
+        )
+
+
+def _arrays_path(image_path: Path) -> Path:
+    return image_path.with_name(image_path.stem + ".attribution.safetensors")

@@ -1,0 +1,161 @@
+"""From noisy states (or finished images) of a model to one :class:`Attribution` per image.
+
+The :class:`Attributor` is independent of how the states were obtained: ``AttributedPipeline``
+feeds it the states it recorded during generation, ``attribute_images`` feeds it existing images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from .attribution import Attribution, NoiseLevel, TopItem
+from .config import AttributionConfig
+from .engine import nda_attribute
+from .index import AttributionIndex
+from .index.images import to_model_input
+from .index.stream import encode
+from .levels import vp_coefficients
+
+
+def index_fingerprint(index: AttributionIndex) -> dict[str, Any]:
+    """What identifies an index in every result: its space, size and a digest of its ids."""
+    digest = hashlib.sha256("\n".join(index.ids).encode()).hexdigest()
+    return {"space": index.space, "items": len(index), "ids_sha256": digest}
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """``[B, C, H, W]`` in [-1, 1] -> PIL images (L for one channel, RGB for three)."""
+    array = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    array = array.permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in array]
+
+
+class Attributor:
+    """Attribute model-space states to an :class:`AttributionIndex`.
+
+    Parameters:
+        index: the training set in the model's space.
+        config: the attribution settings.
+        vae: the pipeline's VAE for latent models (decodes source thumbnails, encodes images).
+        model, scheduler: names recorded with each result.
+    """
+
+    def __init__(
+        self, index: AttributionIndex, config: AttributionConfig, *, vae: Any = None,
+        model: str = "", scheduler: str = "",
+    ):
+        config.check(index.item_shape)
+        self.index = index
+        self.config = config
+        self.vae = vae
+        self.model = model
+        self.scheduler = scheduler
+        self.fingerprint = index_fingerprint(index)
+
+    def check_states(self, states: torch.Tensor) -> None:
+        """States ``[..., C, H, W]`` must have the shape of the index items."""
+        if tuple(states.shape[-3:]) != tuple(self.index.item_shape):
+            raise ValueError(
+                f"the model's states have shape (C, H, W) = {tuple(states.shape[-3:])} but the index holds "
+                f"{tuple(self.index.item_shape)}; build the index at the generation resolution "
+                "(for latent pipelines through the pipeline's VAE), or generate at the index's resolution"
+            )
+
+    def attribute(
+        self, states: torch.Tensor, levels: Sequence[NoiseLevel], images: Sequence[Image.Image | None]
+    ) -> list[Attribution]:
+        """Attribute ``states [L, B, C, H, W]`` (level l of image b, with ``levels[l]``) image by image."""
+        self.check_states(states)
+        alpha = torch.tensor([level.alpha for level in levels], dtype=torch.float64)
+        sigma = torch.tensor([level.sigma for level in levels], dtype=torch.float64)
+        device = self.config.device or "cpu"
+        return [
+            self._one(states[:, b].to(device), alpha, sigma, levels, images[b])
+            for b in range(states.shape[1])
+        ]
+
+    def renoise(self, x0: torch.Tensor, levels: Sequence[float], images: Sequence[Image.Image | None]) -> list[Attribution]:
+        """Attribute finished samples ``x0 [B, C, H, W]`` (model space): each noised at every level
+        ``nu`` with ``config.draws`` seeded draws; the draws of a level are averaged."""
+        self.check_states(x0)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        noisy, noise_levels = [], []
+        for level in levels:
+            alpha, sigma = vp_coefficients(level)
+            for _ in range(self.config.draws):
+                eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32)
+                noisy.append(alpha * x0.float().cpu() + sigma * eps)
+                noise_levels.append(NoiseLevel(timestep=None, alpha=alpha, sigma=sigma))
+        results = self.attribute(torch.stack(noisy), noise_levels, images)
+        return [self._merge_draws(result, len(levels)) for result in results]
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> model space ``[B, C, H, W]``, prepared exactly as the index was."""
+        channels = 3 if self.vae is not None else int(self.index.item_shape[0])
+        resolution = self.index.space.get("resolution")
+        side = int(resolution[0]) if resolution else None
+        pixels = torch.stack([to_model_input(image, channels=channels, resolution=side) for image in images])
+        return encode(self.vae, pixels) if self.vae is not None else pixels
+
+    def _one(self, queries, alpha, sigma, levels, image) -> Attribution:
+        result = nda_attribute(
+            queries, self.index, alpha=alpha, sigma=sigma, patch_size=self.config.patch_size,
+            topk=self.config.topk, scales=self.config.scales, maps=max(self.config.maps, 1),
+            shared_maps=True, memory_budget=self.config.memory_budget, progress=self.config.progress,
+        )
+        level_scores = result.scores.float().cpu()
+        scores = level_scores.mean(0)
+        maps = result.maps
+        kept = self.config.maps
+        items = maps.items[0, :kept].tolist()
+        return Attribution(
+            scores=scores,
+            level_scores=level_scores,
+            levels=list(levels),
+            top=self._top_items(scores),
+            query_maps=maps.query_maps[:, :kept].mean(0).float().cpu(),
+            source_maps=maps.source_maps[:, :kept].mean(0).float().cpu(),
+            dominant_source=maps.dominant_source[0].cpu(),
+            config=self.config.to_dict(),
+            index=self.fingerprint,
+            model=self.model,
+            scheduler=self.scheduler,
+            image=image,
+            source_images=self.item_images(items),
+        )
+
+    def _top_items(self, scores: torch.Tensor) -> list[TopItem]:
+        total = float(scores.sum())
+        values, indices = scores.topk(min(self.config.top, len(scores)))
+        return [
+            TopItem(
+                rank=rank + 1, index=int(i), id=self.index.ids[int(i)], score=float(v),
+                share=float(v) / total if total > 0 else 0.0, metadata=self.index.metadata[int(i)],
+            )
+            for rank, (v, i) in enumerate(zip(values, indices))
+        ]
+
+    def item_images(self, items: list[int]) -> list[Image.Image]:
+        """Index items as pictures (decoded through the VAE for latent indexes)."""
+        if not items:
+            return []
+        stored = self.index.gather(items).float()
+        if self.vae is None:
+            return to_pil(stored)
+        parameter = next(self.vae.parameters())
+        config = self.vae.config
+        latents = stored / config.scaling_factor + (config.get("shift_factor") or 0.0)
+        with torch.no_grad():
+            decoded = self.vae.decode(latents.to(parameter.device, parameter.dtype)).sample
+        return to_pil(decoded)
+
+    def _merge_draws(self, result: Attribution, n_levels: int) -> Attribution:
+        """Average the renoise draws of each level into one level entry."""
+        draws = self.config.draws
+        result.level_scores = result.level_scores.view(n_levels, draws, -1).mean(1)
+        result.levels = result.levels[::draws]
+        return result

@@ -1,0 +1,142 @@
+"""``AttributedPipeline``: wrap a diffusers pipeline so every generated image comes with its attribution."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields, is_dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .attribution import Attribution, NoiseLevel
+from .attributor import Attributor
+from .config import AttributionConfig
+from .index import AttributionIndex, check_space, space_fingerprint
+from .levels import nearest_steps, resolve_levels, vp_noise_level
+from .noise import noise_schedule
+from .recorder import TrajectoryRecorder
+
+
+class AttributedOutputMixin:
+    """Adds ``attributions`` and :meth:`save` to a pipeline's own output class."""
+
+    attributions: list[Attribution]
+
+    def save(self, directory: str | os.PathLike, *, prefix: str = "image", heatmaps: bool = True) -> list[Path]:
+        """Write every image as ``<directory>/<prefix>-NNN.png`` with its attribution embedded, a JSON
+        sidecar, the full arrays and (with ``heatmaps``) the heatmap PNGs. Existing files are kept:
+        numbering continues after them. Returns the PNG paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        taken = {p.name for p in directory.glob(f"{prefix}-*.png")}
+        paths, number = [], 0
+        for attribution in self.attributions:
+            while f"{prefix}-{number:03d}.png" in taken:
+                number += 1
+            paths.append(attribution.save(directory / f"{prefix}-{number:03d}.png", heatmaps=heatmaps))
+            taken.add(paths[-1].name)
+        return paths
+
+
+@lru_cache(maxsize=None)
+def _attributed_class(output_class: type) -> type:
+    return type(f"Attributed{output_class.__name__}", (output_class, AttributedOutputMixin), {})
+
+
+def _attach(output: Any, attributions: list[Attribution]) -> Any:
+    """The pipeline's own output, as an instance of a subclass of its class with ``attributions``."""
+    if isinstance(output, tuple):
+        return (*output, attributions)
+    values = {f.name: getattr(output, f.name) for f in fields(output)} if is_dataclass(output) else dict(output)
+    attributed = _attributed_class(type(output))(**values)
+    attributed.attributions = attributions
+    return attributed
+
+
+def as_pil_images(images: Any) -> list[Image.Image | None]:
+    """A pipeline's ``images`` (PIL list, numpy ``[B,H,W,C]`` or torch ``[B,C,H,W]`` in [0, 1]) as PIL."""
+    if isinstance(images, list) and all(isinstance(i, Image.Image) for i in images):
+        return list(images)
+    if isinstance(images, torch.Tensor):
+        images = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+    array = (np.clip(np.asarray(images, dtype=np.float64), 0, 1) * 255).round().astype(np.uint8)
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in array]
+
+
+class AttributedPipeline:
+    """A diffusers pipeline whose every image comes with its training-data attribution.
+
+    Call it exactly like the wrapped pipeline; the result is the pipeline's own output (same images,
+    an instance of a subclass of the same class) plus ``.attributions``, one :class:`Attribution` per
+    image, and ``.save(directory)``.
+
+    Parameters:
+        pipe: any diffusers pipeline whose scheduler has a Gaussian forward process (DDPM, DDIM,
+            DPM-Solver, Euler, Heun, flow matching, ...).
+        index: the training set in the pipeline's space (latent pipelines: built through ``pipe.vae``).
+        **config: settings of :class:`~diffusers_attr.config.AttributionConfig` (``patch_size``,
+            ``topk``, ``scales``, ``timesteps`` or ``sigmas``, ``mode``, ``draws``, ``seed``, ``top``,
+            ``maps``, ``device``, ``memory_budget``, ``progress``).
+
+    Example:
+        >>> out = AttributedPipeline(pipe, index, timesteps=[100, 300])(num_inference_steps=50)  # doctest: +SKIP
+        >>> out.attributions[0].top[0].id, out.attributions[0].heatmap(0)  # doctest: +SKIP
+    """
+
+    def __init__(self, pipe: Any, index: AttributionIndex, **config: Any):
+        self.pipe = pipe
+        self.config = AttributionConfig(**config)
+        self.schedule = noise_schedule(pipe.scheduler)
+        self.levels = resolve_levels(self.schedule, self.config.timesteps, self.config.sigmas)
+        self.vae = getattr(pipe, "vae", None)
+        expected = space_fingerprint(index.item_shape, encoder=self.vae)
+        expected["item_shape"] = expected["resolution"] = None  # checked against each generation
+        check_space(expected, index.space)
+        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        model = f"{type(pipe).__name__}({type(denoiser).__name__})"
+        name = getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
+        self.attributor = Attributor(
+            index, self.config, vae=self.vae, model=f"{model} {name}" if name else model,
+            scheduler=type(pipe.scheduler).__name__,
+        )
+
+    @property
+    def index(self) -> AttributionIndex:
+        return self.attributor.index
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the wrapped pipeline with the same arguments and attribute every image."""
+        with TrajectoryRecorder(self.pipe) as recorder:
+            output = self.pipe(*args, **kwargs)
+        images = output[0] if isinstance(output, tuple) else output.images
+        latent_output = kwargs.get("output_type") == "latent"
+        pictures = [None] * len(images) if latent_output else as_pil_images(images)
+        if self.config.mode == "renoise":
+            x0 = images if latent_output else self.attributor.encode_images(pictures)
+            attributions = self.attributor.renoise(torch.as_tensor(x0).float().cpu(), self.levels, pictures)
+        else:
+            attributions = self._from_trajectory(recorder, pictures)
+        return _attach(output, attributions)
+
+    def _from_trajectory(self, recorder: TrajectoryRecorder, pictures: list) -> list[Attribution]:
+        records = recorder.states
+        if not records:
+            raise RuntimeError("the pipeline never called scheduler.step, so no noisy states were recorded")
+        recorded = [vp_noise_level(r.alpha, r.sigma) for r in records]
+        chosen = nearest_steps(recorded, self.levels)
+        levels = [
+            NoiseLevel(timestep=records[i].timestep, alpha=records[i].alpha, sigma=records[i].sigma, step=records[i].step_index)
+            for i in chosen
+        ]
+        states = torch.stack([records[i].sample for i in chosen])
+        return self.attributor.attribute(states, levels, pictures)
+
+    def attribute_images(self, images: list[Image.Image]) -> list[Attribution]:
+        """Attribute existing images (renoise mode): each is prepared like the index items, encoded by
+        the pipeline's VAE for latent pipelines, and noised at the configured levels."""
+        x0 = self.attributor.encode_images(images)
+        return self.attributor.renoise(x0, self.levels, list(images))
