@@ -97,7 +97,8 @@ class Attributor:
         """PIL images -> model space ``[B, C, H, W]``, prepared exactly as the index was."""
         channels = 3 if self.vae is not None else int(self.index.item_shape[0])
         resolution = self.index.space.get("resolution")
-        side = int(resolution[0]) if resolution else None
+        square = resolution is not None and resolution[0] == resolution[1]
+        side = int(resolution[0]) if square else None  # non-square indexes: images must match as they are
         pixels = torch.stack([to_model_input(image, channels=channels, resolution=side) for image in images])
         return encode(self.vae, pixels) if self.vae is not None else pixels
 
@@ -108,15 +109,15 @@ class Attributor:
             shared_maps=True, memory_budget=self.config.memory_budget, progress=self.config.progress,
         )
         level_scores = result.scores.float().cpu()
-        scores = level_scores.mean(0)
+        scores = result.scores.mean(0).float().cpu()  # ranked as the engine ranked the map items
         maps = result.maps
         kept = self.config.maps
-        items = maps.items[0, :kept].tolist()
+        top = self._top_items(scores)
         return Attribution(
             scores=scores,
             level_scores=level_scores,
             levels=list(levels),
-            top=self._top_items(scores),
+            top=top,
             query_maps=maps.query_maps[:, :kept].mean(0).float().cpu(),
             source_maps=maps.source_maps[:, :kept].mean(0).float().cpu(),
             dominant_source=maps.dominant_source[0].cpu(),
@@ -125,7 +126,7 @@ class Attributor:
             model=self.model,
             scheduler=self.scheduler,
             image=image,
-            source_images=self.item_images(items),
+            source_images=self.item_images([item.index for item in top]),
         )
 
     def _top_items(self, scores: torch.Tensor) -> list[TopItem]:
