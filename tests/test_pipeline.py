@@ -1,0 +1,162 @@
+"""AttributedPipeline on real (tiny, config-built) diffusers pipelines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler
+from PIL import Image
+
+from diffusers_attr import AttributedPipeline, Attribution, AttributionIndex, read_attribution
+from diffusers_attr.index import SpaceMismatchError
+from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
+
+
+def pixel_index(size: int = 8, items: int = 12, seed: int = 0) -> AttributionIndex:
+    gen = torch.Generator().manual_seed(seed)
+    return AttributionIndex.from_images(torch.rand(items, 1, size, size, generator=gen) * 2 - 1, progress=False)
+
+
+def photos(size: int, count: int = 6) -> list[Image.Image]:
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())
+    return [photo.crop((40 * k, 30 * k, 40 * k + 128, 30 * k + 128)).resize((size, size)) for k in range(count)]
+
+
+def latent_index(pipe, image_size: int) -> AttributionIndex:
+    return AttributionIndex.from_images(photos(image_size), encoder=pipe.vae, progress=False)
+
+
+CASES = {
+    "ddpm": (lambda: tiny_ddpm_pipeline(), dict(num_inference_steps=4, batch_size=2), None),
+    "ddim": (lambda: tiny_ddim_pipeline(), dict(num_inference_steps=4, batch_size=2), None),
+    "sd-euler": (lambda: tiny_sd_pipeline(EulerDiscreteScheduler), dict(prompt=["a cat", "a dog"], height=16, width=16, num_inference_steps=3), 16),
+    "sd-dpm": (lambda: tiny_sd_pipeline(DPMSolverMultistepScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=3, num_images_per_prompt=2), 16),
+    "sd-heun": (lambda: tiny_sd_pipeline(HeunDiscreteScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=2), 16),
+    "sd3-flow": (lambda: tiny_sd3_pipeline(), dict(prompt="a cat", height=8, width=8, num_inference_steps=3), 8),
+}
+
+
+def images_equal(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_wrapped_call_is_transparent_and_attributes_every_image(name):
+    factory, kwargs, image_size = CASES[name]
+    pipe = factory()
+    index = pixel_index() if image_size is None else latent_index(pipe, image_size)
+    config_before = dict(pipe.scheduler.config)
+    reference = pipe(**kwargs, generator=torch.Generator().manual_seed(3))
+    wrapped = AttributedPipeline(pipe, index, patch_size=3, timesteps=[200, 500], progress=False)
+    output = wrapped(**kwargs, generator=torch.Generator().manual_seed(3))
+
+    assert isinstance(output, type(reference))
+    assert images_equal(output.images, reference.images)
+    assert "step" not in vars(pipe.scheduler) and dict(pipe.scheduler.config) == config_before
+    again = pipe(**kwargs, generator=torch.Generator().manual_seed(3))
+    assert images_equal(again.images, reference.images)
+
+    assert len(output.attributions) == len(reference.images)
+    for attribution, image in zip(output.attributions, output.images):
+        assert attribution.scores.shape == (len(index),)
+        assert 1 <= len(attribution.levels) <= 2
+        assert attribution.heatmap(0).size == image.size
+        assert attribution.source_heatmap(0).size == image.size
+        assert attribution.collage().size == image.size
+        assert attribution.scheduler == type(pipe.scheduler).__name__
+
+
+def test_pipeline_is_restored_when_the_call_raises():
+    pipe = tiny_ddpm_pipeline()
+    wrapped = AttributedPipeline(pipe, pixel_index(), patch_size=3, progress=False)
+    with pytest.raises(Exception):
+        wrapped(num_inference_steps=2, callback_on_step_end=lambda *a: 1 / 0, output_type="bogus")
+    assert "step" not in vars(pipe.scheduler)
+
+
+def test_saved_png_round_trips_metadata_and_arrays(tmp_path):
+    pipe = tiny_ddpm_pipeline()
+    index = pixel_index()
+    output = AttributedPipeline(pipe, index, patch_size=3, top=5, maps=2, progress=False)(
+        num_inference_steps=4, batch_size=2, generator=torch.Generator().manual_seed(0)
+    )
+    paths = output.save(tmp_path)
+    assert [p.name for p in paths] == ["image-000.png", "image-001.png"]
+    for path, attribution in zip(paths, output.attributions):
+        metadata = read_attribution(path)
+        assert metadata == attribution.to_dict()
+        assert [item["id"] for item in metadata["top"]] == [item.id for item in attribution.top]
+        assert len(metadata["top"]) == 5 and metadata["index"]["items"] == len(index)
+        loaded = Attribution.load(path)
+        assert torch.equal(loaded.scores, attribution.scores)
+        assert np.array_equal(np.asarray(loaded.image), np.asarray(attribution.image))
+        for k in (1, 2):
+            assert Image.open(path.with_name(f"{path.stem}.heatmap-{k}.png")).size == attribution.image.size
+        assert path.with_name(f"{path.stem}.collage.png").exists()
+        assert path.with_name(f"{path.stem}.attribution.json").exists()
+    assert [p.name for p in output.save(tmp_path)] == ["image-002.png", "image-003.png"]  # nothing overwritten
+
+
+def test_renoise_mode_and_attribute_images_agree():
+    pipe = tiny_ddpm_pipeline()
+    wrapped = AttributedPipeline(pipe, pixel_index(), patch_size=3, mode="renoise", draws=3, progress=False)
+    output = wrapped(num_inference_steps=3, generator=torch.Generator().manual_seed(1))
+    again = wrapped.attribute_images(output.images)
+    torch.testing.assert_close(output.attributions[0].scores, again[0].scores)
+    assert len(output.attributions[0].levels) == 3 and output.attributions[0].level_scores.shape[0] == 3
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+def test_index_of_another_space_is_refused():
+    sd = tiny_sd_pipeline()
+    other = tiny_sd_pipeline(seed=1)  # same architecture, different VAE weights
+    with pytest.raises(SpaceMismatchError, match="vae_weights_sha256"):
+        AttributedPipeline(sd, latent_index(other, 16))
+    with pytest.raises(SpaceMismatchError, match="kind"):
+        AttributedPipeline(sd, AttributionIndex.from_images(torch.zeros(3, 4, 8, 8), progress=False))
+    with pytest.raises(SpaceMismatchError, match="kind"):
+        AttributedPipeline(tiny_ddpm_pipeline(), latent_index(sd, 16))
+
+
+def test_index_of_another_resolution_or_channels_is_a_clear_error():
+    pipe = tiny_ddpm_pipeline()
+    for index in (pixel_index(size=16), AttributionIndex.from_images(torch.zeros(4, 3, 8, 8), progress=False)):
+        wrapped = AttributedPipeline(pipe, index, patch_size=3, progress=False)
+        with pytest.raises(ValueError, match=r"the model's states have shape \(C, H, W\) = \(1, 8, 8\)"):
+            wrapped(num_inference_steps=2)
+
+
+def test_unsupported_scheduler_is_named():
+    from diffusers import CMStochasticIterativeScheduler
+
+    pipe = tiny_ddpm_pipeline()
+    pipe.scheduler = CMStochasticIterativeScheduler()
+    with pytest.raises(ValueError, match="CMStochasticIterativeScheduler is not supported"):
+        AttributedPipeline(pipe, pixel_index())
+
+
+def test_empty_index_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        AttributionIndex.from_images(torch.zeros(0, 1, 8, 8), progress=False)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (dict(timesteps=[1000]), r"t=1000 must be an integer in \[0, 1000\)"),
+        (dict(timesteps=[]), "timesteps is empty"),
+        (dict(sigmas=[0.0, 1.2]), r"sigmas=\[0.0, 1.2\] must lie in \(0, 1\)"),
+        (dict(sigmas=[0.3], timesteps=[100]), "not both"),
+        (dict(mode="bogus"), "mode='bogus' must be one of"),
+        (dict(patch_size=9), "larger than the 8x8 image"),
+        (dict(top=0), "top=0 must be a positive integer"),
+    ],
+)
+def test_invalid_settings_are_clear_errors(config, message):
+    with pytest.raises(ValueError, match=message):
+        AttributedPipeline(tiny_ddpm_pipeline(), pixel_index(), **config)
