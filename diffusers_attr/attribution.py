@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .provenance import read_attribution, sidecar_path, write_png, write_sidecar
-from .render import dominant_collage, overlay
+from .render import dominant_collage, overlay, summary_card
 
 FORMAT_VERSION = 1
 
@@ -67,7 +67,8 @@ class Attribution:
         model: the pipeline and denoiser class names.
         scheduler: the scheduler class name.
         image: the generated image, when it is a PIL image.
-        source_images: the first ``M`` top training items as images (for the source heatmaps).
+        source_images: the top training items as images, in ``top`` order (thumbnails, and the
+            background of the source heatmaps).
     """
 
     scores: torch.Tensor
@@ -107,6 +108,14 @@ class Attribution:
         legend = [item.index for item in self.top]
         return dominant_collage(self.image, self.dominant_source, legend, self._output_size())
 
+    def card(self, count: int = 4) -> Image.Image:
+        """One picture: the output, the heatmap of its top source, the collage, and the first
+        ``count`` top training items captioned with their ids and shares."""
+        top = self.top[: min(count, len(self.source_images))]
+        captions = [f"#{item.rank} {item.id}\n{item.share:.1%}" for item in top]
+        output = self.image if self.image is not None else self.heatmap(0)
+        return summary_card(output, self.heatmap(0), self.collage(), self.source_images[: len(top)], captions)
+
     def _check_map_rank(self, k: int) -> None:
         if not 0 <= k < self.query_maps.shape[0]:
             raise IndexError(
@@ -134,7 +143,10 @@ class Attribution:
 
     def save(self, path: str | os.PathLike, *, heatmaps: bool = True) -> Path:
         """Write the image as ``path`` (PNG, metadata embedded), its JSON sidecar, the full arrays
-        (``<stem>.attribution.safetensors``) and, with ``heatmaps``, the heatmap PNGs.
+        (``<stem>.attribution.safetensors``) and, with ``heatmaps``, the pictures:
+        ``<stem>.heatmap-k.png`` (query map of top item k over the output), ``<stem>.source-k.png``
+        (source map over training item k), ``<stem>.collage.png`` (dominant sources) and
+        ``<stem>.train-k.png`` (the top training items) and ``<stem>.card.png`` (a summary of all).
 
         Returns the PNG path.
         """
@@ -150,6 +162,9 @@ class Attribution:
                 self.heatmap(k).save(path.with_name(f"{path.stem}.heatmap-{k + 1}.png"))
                 self.source_heatmap(k).save(path.with_name(f"{path.stem}.source-{k + 1}.png"))
             self.collage().save(path.with_name(f"{path.stem}.collage.png"))
+            self.card().save(path.with_name(f"{path.stem}.card.png"))
+            for k, source in enumerate(self.source_images):
+                source.save(path.with_name(f"{path.stem}.train-{k + 1}.png"))
         return write_png(self.image, path, metadata)
 
     def _arrays(self) -> dict[str, torch.Tensor]:

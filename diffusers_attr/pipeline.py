@@ -17,7 +17,7 @@ from .attributor import Attributor
 from .config import AttributionConfig
 from .index import AttributionIndex, check_space, space_fingerprint
 from .levels import nearest_steps, resolve_levels, vp_noise_level
-from .noise import noise_schedule
+from .noise import NoiseSchedule, noise_schedule
 from .recorder import TrajectoryRecorder
 
 
@@ -140,3 +140,34 @@ class AttributedPipeline:
         the pipeline's VAE for latent pipelines, and noised at the configured levels."""
         x0 = self.attributor.encode_images(images)
         return self.attributor.renoise(x0, self.levels, list(images))
+
+
+def attribute_images(
+    images: list[Image.Image], index: AttributionIndex, pipe: Any = None, **config: Any
+) -> list[Attribution]:
+    """Attribute existing images to an index (renoise mode), with or without their pipeline.
+
+    Parameters:
+        images: PIL images; prepared like the index items (resized to the index resolution).
+        index: the training set. A latent index needs ``pipe`` (its VAE encodes the images).
+        pipe: the pipeline that made the images, if known: its VAE and scheduler are used. Without it
+            training timesteps are read on diffusers' default DDPM schedule.
+        **config: :class:`~diffusers_attr.config.AttributionConfig` settings (mode is renoise).
+
+    Returns:
+        One :class:`Attribution` per image.
+    """
+    if pipe is not None:
+        return AttributedPipeline(pipe, index, **(config | {"mode": "renoise"})).attribute_images(images)
+    if index.space.get("kind") == "latent":
+        raise ValueError(
+            "this index holds VAE latents; pass the pipeline (pipe=..., or --pipeline PATH on the command "
+            "line) so its VAE can encode the images"
+        )
+    from diffusers import DDPMScheduler
+
+    schedule: NoiseSchedule = noise_schedule(DDPMScheduler())
+    settings = AttributionConfig(**(config | {"mode": "renoise"}))
+    attributor = Attributor(index, settings, model="existing images", scheduler="DDPMScheduler (default schedule)")
+    levels = resolve_levels(schedule, settings.timesteps, settings.sigmas)
+    return attributor.renoise(attributor.encode_images(images), levels, list(images))

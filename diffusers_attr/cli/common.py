@@ -1,0 +1,93 @@
+"""Pieces shared by the subcommands: loading pipelines and indexes, attribution options, errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+
+class CLIError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def existing_dir(path: str, what: str) -> Path:
+    """``path`` as an existing folder, else a :class:`CLIError` naming ``what`` it should be."""
+    folder = Path(path)
+    if not folder.exists():
+        raise CLIError(f"{what} {folder} does not exist")
+    if not folder.is_dir():
+        raise CLIError(f"{what} {folder} is not a folder")
+    return folder
+
+
+def writable_dir(path: str) -> Path:
+    """Create ``path`` if needed and check files can be written there."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".diffusers-attr-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CLIError(f"cannot write to output folder {folder}: {error.strerror or error}") from error
+    return folder
+
+
+def load_pipeline(path: str, device: str | None) -> Any:
+    """A diffusers pipeline from a local folder (``save_pretrained`` layout)."""
+    folder = existing_dir(path, "pipeline folder")
+    if not (folder / "model_index.json").is_file():
+        raise CLIError(
+            f"{folder} is not a diffusers pipeline folder (no model_index.json); pass a folder written by "
+            "pipe.save_pretrained(...)"
+        )
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, TypeError) as error:
+        raise CLIError(f"could not load the pipeline in {folder}: {error}") from error
+    pipe.set_progress_bar_config(leave=False)
+    return pipe.to(device) if device else pipe
+
+
+def load_index(path: str):
+    """An :class:`AttributionIndex` from a folder written by ``index build``."""
+    from ..index import AttributionIndex
+
+    existing_dir(path, "index folder")
+    return AttributionIndex.load(path)
+
+
+def add_attribution_options(parser: argparse.ArgumentParser) -> None:
+    """The attribution settings every attributing subcommand takes."""
+    group = parser.add_argument_group("attribution")
+    group.add_argument("--patch-size", type=int, default=None, help="odd patch side (default 5 up to 32 px, else 7)")
+    group.add_argument("--topk", type=int, default=None, help="keep the top-k key windows per training item")
+    group.add_argument("--timesteps", type=int, nargs="+", default=None, help="noise levels as training timesteps (default 100 200 300)")
+    group.add_argument("--sigmas", type=float, nargs="+", default=None, help="noise levels as VP sigma in (0, 1)")
+    group.add_argument("--top", type=int, default=10, help="training items listed per image (default 10)")
+    group.add_argument("--maps", type=int, default=3, help="top items with query/source maps (default 3)")
+    group.add_argument("--draws", type=int, default=2, help="noise draws per level in renoise mode (default 2)")
+    group.add_argument("--seed", type=int, default=0, help="seed of generation and noise draws (default 0)")
+
+
+def attribution_config(args: argparse.Namespace, item_shape: tuple[int, ...], **overrides: Any) -> dict[str, Any]:
+    """AttributionConfig keyword arguments from parsed options."""
+    patch_size = args.patch_size
+    if patch_size is None:
+        patch_size = 5 if min(item_shape[1:]) <= 32 else 7
+    config = dict(
+        patch_size=patch_size, topk=args.topk, timesteps=args.timesteps, sigmas=args.sigmas, top=args.top,
+        maps=args.maps, draws=args.draws, seed=args.seed, device=args.device,
+    )
+    config.update(overrides)
+    return config
+
+
+def quiet_hub() -> None:
+    """Nothing here downloads: make that explicit to huggingface_hub and transformers."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
