@@ -211,6 +211,6 @@ def check_space(expected: dict[str, Any], actual: dict[str, Any]) -> None:
             "the index was built in a different space than this pipeline works in:\n"
             + "\n".join(lines)
             + "\nRebuild the index with this pipeline's VAE and resolution, e.g. "
-            "`diffusers-attr index build TRAIN_DIR INDEX_DIR --pipeline PATH` or "
+            "`diffusers-attr index build TRAIN_DIR --out INDEX_DIR --pipeline PATH` or "
             "AttributionIndex.build(INDEX_DIR, TRAIN_DIR, encoder=pipe.vae, resolution=...)"
         )
