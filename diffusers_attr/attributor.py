@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .attribution import Attribution, NoiseLevel, TopItem
 from .config import AttributionConfig
@@ -19,6 +20,9 @@ from .index import AttributionIndex
 from .index.images import to_model_input
 from .index.stream import encode
 from .levels import vp_coefficients
+
+ENGINE_PROGRESS_MIN_ITEMS = 50_000
+"""Indexes this large also get a progress bar per image over the training set."""
 
 
 def index_fingerprint(index: AttributionIndex) -> dict[str, Any]:
@@ -73,10 +77,9 @@ class Attributor:
         alpha = torch.tensor([level.alpha for level in levels], dtype=torch.float64)
         sigma = torch.tensor([level.sigma for level in levels], dtype=torch.float64)
         device = self.config.device or "cpu"
-        return [
-            self._one(states[:, b].to(device), alpha, sigma, levels, images[b])
-            for b in range(states.shape[1])
-        ]
+        count = states.shape[1]
+        bar = tqdm(range(count), desc="attributing", unit="image", disable=not self.config.progress, leave=False)
+        return [self._one(states[:, b].to(device), alpha, sigma, levels, images[b]) for b in bar]
 
     def renoise(self, x0: torch.Tensor, levels: Sequence[float], images: Sequence[Image.Image | None]) -> list[Attribution]:
         """Attribute finished samples ``x0 [B, C, H, W]`` (model space): each noised at every level
@@ -106,7 +109,8 @@ class Attributor:
         result = nda_attribute(
             queries, self.index, alpha=alpha, sigma=sigma, patch_size=self.config.patch_size,
             topk=self.config.topk, scales=self.config.scales, maps=max(self.config.maps, 1),
-            shared_maps=True, memory_budget=self.config.memory_budget, progress=self.config.progress,
+            shared_maps=True, memory_budget=self.config.memory_budget,
+            progress=self.config.progress and len(self.index) >= ENGINE_PROGRESS_MIN_ITEMS,
         )
         level_scores = result.scores.float().cpu()
         scores = result.scores.mean(0).float().cpu()  # ranked as the engine ranked the map items
