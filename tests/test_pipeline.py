@@ -94,7 +94,10 @@ def test_saved_png_round_trips_metadata_and_arrays(tmp_path):
         assert torch.equal(loaded.scores, attribution.scores)
         assert np.array_equal(np.asarray(loaded.image), np.asarray(attribution.image))
         for k in (1, 2):
-            assert Image.open(path.with_name(f"{path.stem}.heatmap-{k}.png")).size == attribution.image.size
+            with Image.open(path.with_name(f"{path.stem}.heatmap-{k}.png")) as heatmap:
+                assert heatmap.size == attribution.image.size
+        for k in range(1, 6):
+            assert path.with_name(f"{path.stem}.train-{k}.png").exists()
         assert path.with_name(f"{path.stem}.collage.png").exists()
         assert path.with_name(f"{path.stem}.attribution.json").exists()
     assert [p.name for p in output.save(tmp_path)] == ["image-002.png", "image-003.png"]  # nothing overwritten
