@@ -176,3 +176,25 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path, pixel_index, sd_folder, d
 
     code, _, err = run(capsys, "show", tmp_path / "missing.png")
     assert_clean_error(code, err, "does not exist")
+
+
+def test_demo_runs_the_whole_job_offline(capsys, tmp_path):
+    out = tmp_path / "demo"
+    code, stdout, err = run(capsys, "demo", "--out", out, "--num-images", "2", "--steps", "10")
+    assert code == 0, err
+    for stem in ("image-000", "image-001"):
+        metadata = read_attribution(out / f"{stem}.png")
+        assert metadata["index"]["items"] == 1000 and metadata["top"][0]["id"].startswith("digits-")
+        assert metadata["top"][0]["metadata"]["licence"] == "BSD-3-Clause"
+        for suffix in (".attribution.json", ".heatmap-1.png", ".source-1.png", ".collage.png", ".card.png"):
+            assert (out / f"{stem}{suffix}").exists()
+    assert (out / "index.html").exists() and (out / "index" / "index.json").exists()
+    assert "open the report: file://" in stdout
+    code, stdout, _ = run(capsys, "index", "info", out / "index")
+    assert code == 0 and "1000 of shape (1, 16, 16)" in stdout
+
+
+def test_index_build_from_the_builtin_digits(capsys, tmp_path):
+    code, stdout, err = run(capsys, "index", "build", "sklearn-digits", "--out", tmp_path / "digits")
+    assert code == 0, err
+    assert "wrote 1000 items of shape (1, 16, 16) (pixel space)" in stdout
