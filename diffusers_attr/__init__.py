@@ -5,6 +5,7 @@ Wrap a pipeline with :class:`AttributedPipeline` and every generated image comes
 training set in the model's space; :func:`nda_scores` is the engine underneath.
 """
 
+from ._version import __version__
 from .attribution import Attribution, NoiseLevel, TopItem
 from .engine import NDAMaps, NDAResult, Scale, nda_attribute, nda_scores
 from .index import AttributionIndex
@@ -24,4 +25,3 @@ __all__ = [
     "nda_scores",
     "read_attribution",
 ]
-__version__ = "0.1.0"

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from ._version import __version__
 from .provenance import read_attribution, sidecar_path, write_png, write_sidecar
+from .provenance.c2pa_manifest import C2PASigner, sign_png
 from .render import dominant_collage, overlay, summary_card
 
 FORMAT_VERSION = 1
@@ -141,12 +143,13 @@ class Attribution:
             "total_score": float(self.scores.sum()),
         }
 
-    def save(self, path: str | os.PathLike, *, heatmaps: bool = True) -> Path:
+    def save(self, path: str | os.PathLike, *, heatmaps: bool = True, c2pa: C2PASigner | None = None) -> Path:
         """Write the image as ``path`` (PNG, metadata embedded), its JSON sidecar, the full arrays
         (``<stem>.attribution.safetensors``) and, with ``heatmaps``, the pictures:
         ``<stem>.heatmap-k.png`` (query map of top item k over the output), ``<stem>.source-k.png``
         (source map over training item k), ``<stem>.collage.png`` (dominant sources) and
         ``<stem>.train-k.png`` (the top training items) and ``<stem>.card.png`` (a summary of all).
+        With ``c2pa`` credentials the PNG also gets a signed C2PA manifest (the ``c2pa`` extra).
 
         Returns the PNG path.
         """
@@ -165,7 +168,10 @@ class Attribution:
             self.card().save(path.with_name(f"{path.stem}.card.png"))
             for k, source in enumerate(self.source_images):
                 source.save(path.with_name(f"{path.stem}.train-{k + 1}.png"))
-        return write_png(self.image, path, metadata)
+        write_png(self.image, path, metadata)
+        if c2pa is not None:
+            sign_png(path, metadata, c2pa, version=__version__)
+        return path
 
     def _arrays(self) -> dict[str, torch.Tensor]:
         return {

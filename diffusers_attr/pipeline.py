@@ -18,6 +18,7 @@ from .config import AttributionConfig
 from .index import AttributionIndex, check_space, space_fingerprint
 from .levels import nearest_steps, resolve_levels, vp_noise_level
 from .noise import NoiseSchedule, noise_schedule
+from .provenance.c2pa_manifest import C2PASigner
 from .recorder import TrajectoryRecorder
 
 
@@ -26,10 +27,14 @@ class AttributedOutputMixin:
 
     attributions: list[Attribution]
 
-    def save(self, directory: str | os.PathLike, *, prefix: str = "image", heatmaps: bool = True) -> list[Path]:
+    def save(
+        self, directory: str | os.PathLike, *, prefix: str = "image", heatmaps: bool = True,
+        c2pa: C2PASigner | None = None,
+    ) -> list[Path]:
         """Write every image as ``<directory>/<prefix>-NNN.png`` with its attribution embedded, a JSON
-        sidecar, the full arrays and (with ``heatmaps``) the heatmap PNGs. Existing files are kept:
-        numbering continues after them. Returns the PNG paths."""
+        sidecar, the full arrays and (with ``heatmaps``) the heatmap PNGs; with ``c2pa`` credentials
+        also a signed C2PA manifest. Existing files are kept: numbering continues after them.
+        Returns the PNG paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         taken = {p.name for p in directory.glob(f"{prefix}-*.png")}
@@ -37,7 +42,7 @@ class AttributedOutputMixin:
         for attribution in self.attributions:
             while f"{prefix}-{number:03d}.png" in taken:
                 number += 1
-            paths.append(attribution.save(directory / f"{prefix}-{number:03d}.png", heatmaps=heatmaps))
+            paths.append(attribution.save(directory / f"{prefix}-{number:03d}.png", heatmaps=heatmaps, c2pa=c2pa))
             taken.add(paths[-1].name)
         return paths
 

@@ -91,3 +91,22 @@ def quiet_hub() -> None:
     """Nothing here downloads: make that explicit to huggingface_hub and transformers."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def add_c2pa_options(parser: argparse.ArgumentParser) -> None:
+    """Optional C2PA signing of the written PNGs (the ``c2pa`` extra)."""
+    group = parser.add_argument_group("C2PA content credentials (optional, needs the c2pa extra)")
+    group.add_argument("--c2pa-cert", default=None, help="PEM certificate chain (signing certificate first)")
+    group.add_argument("--c2pa-key", default=None, help="PEM private key of the signing certificate")
+    group.add_argument("--c2pa-alg", default="es256", help="signature algorithm of the key (default es256)")
+
+
+def c2pa_signer(args: argparse.Namespace):
+    """The C2PASigner the options name, or None when signing was not asked for."""
+    if not args.c2pa_cert and not args.c2pa_key:
+        return None
+    if not (args.c2pa_cert and args.c2pa_key):
+        raise CLIError("C2PA signing needs both --c2pa-cert and --c2pa-key")
+    from ..provenance.c2pa_manifest import C2PASigner
+
+    return C2PASigner.from_files(args.c2pa_cert, args.c2pa_key, algorithm=args.c2pa_alg)

@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from .common import CLIError, add_attribution_options, attribution_config, load_index, load_pipeline, writable_dir
+from .common import (
+    CLIError,
+    add_attribution_options,
+    add_c2pa_options,
+    attribution_config,
+    c2pa_signer,
+    load_index,
+    load_pipeline,
+    writable_dir,
+)
 
 EXAMPLES = """examples:
   diffusers-attr generate ./my-sd-pipeline --index ./my-index --prompt "a red barn" --num-images 4
   diffusers-attr generate ./digits-ddpm --index ./digits-index --num-images 8 --steps 100 --out run1
   diffusers-attr generate ./my-sd-pipeline --index ./my-index --prompt "a cat" --mode renoise --sigmas 0.3 0.5
+  diffusers-attr generate ./my-sd-pipeline --index ./my-index --prompt "a cat" --c2pa-cert chain.pem --c2pa-key key.pem
 """
 
 
@@ -34,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", choices=("trajectory", "renoise"), default="trajectory")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     add_attribution_options(parser)
+    add_c2pa_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -69,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from ..report import write_run_report
 
     out = writable_dir(args.out)
+    signer = c2pa_signer(args)
     index = load_index(args.index)
     pipe = load_pipeline(args.pipeline, args.device)
     wrapped = AttributedPipeline(pipe, index, **attribution_config(args, index.item_shape, mode=args.mode))
     output = wrapped(**pipeline_arguments(pipe, args))
-    paths = output.save(out)
+    paths = output.save(out, c2pa=signer)
     report = write_run_report(out)
     for path, attribution in zip(paths, output.attributions):
         print(f"{path}: top source {attribution.top[0].id} ({attribution.top[0].share:.1%})")
