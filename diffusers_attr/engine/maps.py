@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 
-from .logits import ScalePlan, Temperature, class_logits
+from .logits import ScalePlan, augmented_keys, class_logits
 from .source import TrainingSource
-from .windows import project_windows
 
 
 @dataclass
@@ -67,7 +66,6 @@ def _keep_topk(weights: torch.Tensor, topk: int | None) -> torch.Tensor:
 def item_maps(
     plans: list[ScalePlan],
     normalisers: list[torch.Tensor],
-    temperature: Temperature,
     source: TrainingSource,
     items: torch.Tensor,
     topk: int | None,
@@ -80,14 +78,11 @@ def item_maps(
     source_maps = torch.zeros_like(query_maps)
     for b in range(batch):
         selected = source.gather(items[b].tolist()).to(like)
-        single = Temperature(temperature.dot[:, b : b + 1], temperature.norm[:, b : b + 1])
         for plan, normaliser in zip(plans, normalisers):
-            key_windows = project_windows(selected, plan.scale)
-            key_norms = key_windows.square().sum(-1)
-            for group, query_group in zip(plan.groups, plan.query_groups):
-                n_classes, size = group.shape
-                own = query_group.view(n_classes, batch, size, -1)[:, b]
-                logits = class_logits(own, key_windows, key_norms, group, single)[:, 0]
+            keys = augmented_keys(selected, plan.scale)
+            own = plan.for_query(b)
+            for group, query_group in zip(own.groups, own.query_groups):
+                logits = class_logits(query_group, keys, group)[:, 0]
                 weights = (logits - normaliser[b, group][:, :, None, None]).exp_()  # [c, m, M, m]
                 weights = _keep_topk(weights, topk).mul_(plan.scale.weight)
                 flat = group.flatten()
