@@ -6,7 +6,7 @@ import os
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -72,6 +72,17 @@ def as_pil_images(images: Any) -> list[Image.Image | None]:
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in array]
 
 
+def _unpacker(pipe: Any, call: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """For pipelines that pack latents into token sequences (Flux: ``[B, (H/2)(W/2), 4C]``), the
+    function that turns a recorded state back into ``[B, C, H, W]``; None for every other pipeline."""
+    unpack = getattr(type(pipe), "_unpack_latents", None)
+    if unpack is None:
+        return None
+    default = pipe.default_sample_size * pipe.vae_scale_factor
+    height, width = call.get("height") or default, call.get("width") or default
+    return lambda packed: unpack(packed, height, width, pipe.vae_scale_factor)
+
+
 class AttributedPipeline:
     """A diffusers pipeline whose every image comes with its training-data attribution.
 
@@ -115,7 +126,7 @@ class AttributedPipeline:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped pipeline with the same arguments and attribute every image."""
-        with TrajectoryRecorder(self.pipe) as recorder:
+        with TrajectoryRecorder(self.pipe, unpack=_unpacker(self.pipe, kwargs)) as recorder:
             output = self.pipe(*args, **kwargs)
         images = output[0] if isinstance(output, tuple) else output.images
         latent_output = kwargs.get("output_type") == "latent"

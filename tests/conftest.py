@@ -8,6 +8,8 @@ without installing the package.
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 for path in (TESTS, TESTS.parent):
     if str(path) not in sys.path:
@@ -18,3 +20,25 @@ def pytest_configure(config):
     # diffusers' schedulers call numpy with torch tensors; numpy 2 warns on every call.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
     config.addinivalue_line("filterwarnings", "ignore:__array_wrap__ must accept context")
+
+
+@pytest.fixture(scope="session")
+def sd_folder(tmp_path_factory):
+    """A tiny Stable Diffusion pipeline saved with ``save_pretrained`` (16x16 images, 4x8x8 latents)."""
+    from tiny_pipelines import tiny_sd_pipeline
+
+    folder = tmp_path_factory.mktemp("sd-pipeline")
+    tiny_sd_pipeline().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory):
+    """Five real photos (scikit-image's CC0 set) as PNG files."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.png")
+    return folder

@@ -10,7 +10,7 @@ from PIL import Image
 
 from diffusers_attr import AttributedPipeline, Attribution, AttributionIndex, read_attribution
 from diffusers_attr.index import SpaceMismatchError
-from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
+from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_flux_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
 
 
 def pixel_index(size: int = 8, items: int = 12, seed: int = 0) -> AttributionIndex:
@@ -36,6 +36,7 @@ CASES = {
     "sd-dpm": (lambda: tiny_sd_pipeline(DPMSolverMultistepScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=3, num_images_per_prompt=2), 16),
     "sd-heun": (lambda: tiny_sd_pipeline(HeunDiscreteScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=2), 16),
     "sd3-flow": (lambda: tiny_sd3_pipeline(), dict(prompt="a cat", height=8, width=8, num_inference_steps=3), 8),
+    "flux-packed": (lambda: tiny_flux_pipeline(), dict(prompt="a cat", height=8, width=8, num_inference_steps=3, max_sequence_length=16, num_images_per_prompt=2), 8),
 }
 
 

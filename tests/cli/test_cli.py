@@ -15,7 +15,7 @@ from PIL import Image
 
 from diffusers_attr import read_attribution
 from diffusers_attr.cli import main
-from tiny_pipelines import tiny_ddpm_pipeline, tiny_sd_pipeline
+from tiny_pipelines import tiny_ddpm_pipeline
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -52,13 +52,6 @@ def digits_folder(tmp_path_factory) -> Path:
 def ddpm_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ddpm-pipeline")
     tiny_ddpm_pipeline().save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def sd_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("sd-pipeline")
-    tiny_sd_pipeline().save_pretrained(folder)
     return folder
 
 
@@ -125,17 +118,11 @@ def test_generate_attribute_show_with_a_pixel_pipeline(capsys, ddpm_folder, pixe
     assert read_attribution(attributed / "image-000.png")["config"]["mode"] == "renoise"
 
 
-def test_latent_pipeline_index_build_and_generate(capsys, sd_folder, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    from skimage import data
-
-    for k, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
-        Image.fromarray(getattr(data, name)()).save(photos / f"{k}-{name}.png")
+def test_latent_pipeline_index_build_and_generate(capsys, sd_folder, photo_folder, tmp_path):
     index = tmp_path / "sd-index"
-    code, stdout, err = run(capsys, "index", "build", photos, "--out", index, "--pipeline", sd_folder, "--resolution", "16")
+    code, stdout, err = run(capsys, "index", "build", photo_folder, "--out", index, "--pipeline", sd_folder, "--resolution", "16")
     assert code == 0, err
-    assert "4 items of shape (4, 8, 8) (latent space)" in stdout
+    assert "5 items of shape (4, 8, 8) (latent space)" in stdout
     out = tmp_path / "sd-run"
     code, stdout, err = run(
         capsys, "generate", sd_folder, "--index", index, "--out", out, "--prompt", "a cat", "--num-images", "2",
@@ -198,3 +185,21 @@ def test_index_build_from_the_builtin_digits(capsys, tmp_path):
     code, stdout, err = run(capsys, "index", "build", "sklearn-digits", "--out", tmp_path / "digits")
     assert code == 0, err
     assert "wrote 1000 items of shape (1, 16, 16) (pixel space)" in stdout
+
+
+def test_index_build_from_a_saved_dataset(capsys, tmp_path):
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = [Image.fromarray((bunch.images[i] / 16 * 255).astype(np.uint8)) for i in range(12)]
+    features = Features({"image": ImageFeature(), "label": Value("int64"), "licence": Value("string")})
+    dataset = Dataset.from_dict({"image": images, "label": bunch.target[:12].tolist(), "licence": ["BSD-3-Clause"] * 12}, features=features)
+    dataset.save_to_disk(tmp_path / "dataset")
+    code, stdout, err = run(capsys, "index", "build", tmp_path / "dataset", "--out", tmp_path / "index", "--channels", "1")
+    assert code == 0, err
+    assert "wrote 12 items of shape (1, 8, 8)" in stdout
+    from diffusers_attr import AttributionIndex
+
+    index = AttributionIndex.load(tmp_path / "index")
+    assert index.metadata[3]["label"] == int(bunch.target[3]) and index.metadata[3]["licence"] == "BSD-3-Clause"

@@ -6,10 +6,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from diffusers_attr import read_attribution
-from tiny_pipelines import tiny_sd_pipeline
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -19,23 +17,6 @@ def load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def sd_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("sd")
-    tiny_sd_pipeline().save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory) -> Path:
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):
-        Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.png")
-    return folder
 
 
 def test_wrap_stable_diffusion_from_a_local_folder(sd_folder, photo_folder, tmp_path):
