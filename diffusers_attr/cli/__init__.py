@@ -12,7 +12,7 @@ import traceback
 import warnings
 from typing import Sequence
 
-from . import attribute, demo, generate, index_cmd, show
+from . import attribute, demo, generate, index_cmd, report_cmd, show
 from .common import CLIError, quiet_hub
 
 DESCRIPTION = """Training-data attribution for diffusers pipelines: which training images each
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(metavar="COMMAND")
-    for command in (demo, index_cmd, generate, attribute, show):
+    for command in (demo, index_cmd, generate, attribute, show, report_cmd):
         command.register(subparsers)
     return parser
 

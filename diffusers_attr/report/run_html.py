@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ def scan_run(run_dir: str | os.PathLike) -> RunFolder:
     ``<stem>.png``) is read as a generated image: its metadata comes from the PNG itself, else from
     its ``.attribution.json`` sidecar. Unreadable images, images without metadata, corrupted
     sidecars and sidecars without their image are listed in ``skipped`` with the reason, never dropped.
+    :func:`iter_run` yields the same entries one at a time (for folders too large to hold at once).
 
     Parameters:
         run_dir: the folder ``AttributedPipeline(...)(...).save`` wrote.
@@ -91,18 +93,38 @@ def scan_run(run_dir: str | os.PathLike) -> RunFolder:
         >>> [image.path.name for image in folder.images], folder.skipped  # doctest: +SKIP
     """
     directory = Path(run_dir)
+    folder = RunFolder(directory)
+    for entry in iter_run(directory):
+        if isinstance(entry, RunImage):
+            folder.images.append(entry)
+        else:
+            folder.skipped.append(entry)
+    folder.skipped.sort(key=lambda item: item.path.name)
+    return folder
+
+
+def iter_run(run_dir: str | os.PathLike) -> Iterator[RunImage | SkippedFile]:
+    """The entries :func:`scan_run` collects, one at a time in file-name order: a :class:`RunImage`
+    per readable generated image and a :class:`SkippedFile` per file that could not be used (a
+    corrupted sidecar next to a readable image comes right after that image). Only the file names of
+    the folder are held in memory, never the metadata of more than one image.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: when ``run_dir`` is not an existing folder (raised on
+            the first ``next``).
+    """
+    directory = Path(run_dir)
     if not directory.exists():
         raise FileNotFoundError(f"run_dir={str(directory)!r} does not exist")
     if not directory.is_dir():
         raise NotADirectoryError(f"run_dir={str(directory)!r} is not a folder")
     names = {entry.name for entry in directory.iterdir() if entry.is_file()}
-    folder = RunFolder(directory)
     for name in sorted(names):
         path = directory / name
         if name.endswith(SIDECAR_SUFFIX):
             image_name = name[: -len(SIDECAR_SUFFIX)] + ".png"
             if image_name not in names:
-                folder.skipped.append(SkippedFile(path, f"a sidecar without its image ({image_name} is missing)"))
+                yield SkippedFile(path, f"a sidecar without its image ({image_name} is missing)")
             continue
         if not name.lower().endswith(".png"):
             continue
@@ -110,19 +132,15 @@ def scan_run(run_dir: str | os.PathLike) -> RunFolder:
         if picture:
             if picture["stem"] + ".png" in names:
                 continue  # a heatmap, source map, collage or thumbnail of an image of this folder
-            folder.skipped.append(
-                SkippedFile(path, f"a picture of an image that is missing ({picture['stem']}.png)")
-            )
+            yield SkippedFile(path, f"a picture of an image that is missing ({picture['stem']}.png)")
             continue
         image, skipped = _read_image(path, names)
         other = _OTHER_PICTURE.match(name)
         if image is None and other and other["stem"] + ".png" in names and not _has_sidecar(path, names):
             continue  # e.g. `<stem>.thumbnail.png`: a picture of an image of this folder, not an image
-        folder.skipped.extend(skipped)
         if image is not None:
-            folder.images.append(image)
-    folder.skipped.sort(key=lambda item: item.path.name)
-    return folder
+            yield image
+        yield from skipped
 
 
 def write_run_report(run_dir: str | os.PathLike, *, title: str | None = None) -> Path:

@@ -8,9 +8,7 @@ headless Chromium over the Chrome DevTools Protocol (``websocket-client``).
 from __future__ import annotations
 
 import base64
-import json
 import shutil
-import subprocess
 import tempfile
 import time
 from html.parser import HTMLParser
@@ -19,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import torch
+from browser import Chromium, center, chromium_binary, open_page
 from PIL import Image
 
 from diffusers_attr import AttributedPipeline, AttributionIndex, read_attribution
@@ -206,107 +205,7 @@ def test_missing_pictures_are_reported_not_linked(run_copy):
 # ------------------------------------------------------------------------------------ the browser
 
 
-class _Chromium:
-    """Headless Chromium driven over the Chrome DevTools Protocol (one page, flat session)."""
-
-    def __init__(self, binary: str, profile: Path):
-        import websocket  # websocket-client, in the `test` extra
-
-        self.process = subprocess.Popen(
-            [
-                binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-                f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"chromium did not start (exit code {self.process.returncode})")
-            time.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        self.socket = None
-        self.next_id = 0
-        self.events: list[dict] = []
-        try:
-            self.socket = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=30, suppress_origin=True)
-            target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        except BaseException:
-            self.close()
-            raise
-
-    def send(self, method: str, params: dict | None = None, *, session: bool = False) -> dict:
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = self.session
-        self.socket.send(json.dumps(message))
-        while True:
-            reply = json.loads(self.socket.recv())
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def page(self, method: str, params: dict | None = None) -> dict:
-        return self.send(method, params, session=True)
-
-    def wait_for(self, method: str, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event.get("method") == method:
-                    self.events.remove(event)
-                    return event
-            self.events.append(json.loads(self.socket.recv()))
-        raise TimeoutError(method)
-
-    def evaluate(self, expression: str):
-        result = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def errors(self) -> list[dict]:
-        found = []
-        for event in self.events:
-            method, params = event.get("method"), event.get("params", {})
-            if method == "Runtime.exceptionThrown" or method == "Page.javascriptDialogOpening":
-                found.append(event)
-            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append(event)
-            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                found.append(event)
-        return found
-
-    def close(self):
-        try:
-            if getattr(self, "socket", None) is not None:
-                self.socket.close()
-        finally:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _center(browser: _Chromium, selector: str) -> tuple[float, float]:
-    box = browser.evaluate(
-        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});"
-        " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-    )
-    return box[0], box[1]
-
-
-def _panel(browser: _Chromium, card: int) -> dict:
+def _panel(browser: Chromium, card: int) -> dict:
     return browser.evaluate(
         f"(() => {{ const p = document.querySelectorAll('.card')[{card}].querySelector('.detail');"
         " const src = s => { const i = p.querySelector(`[data-slot=${s}] img`); return i ? i.getAttribute('src') : null; };"
@@ -317,19 +216,12 @@ def _panel(browser: _Chromium, card: int) -> dict:
 
 
 def test_report_in_headless_chromium(run_dir, tmp_path):
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium chromium-driver)")
+    binary = chromium_binary()
     report = write_run_report(run_dir)
     meta = read_attribution(run_dir / "image-000.png")
-    browser = _Chromium(binary, Path(tempfile.mkdtemp(dir=tmp_path, prefix="chromium-")))
+    browser = Chromium(binary, Path(tempfile.mkdtemp(dir=tmp_path, prefix="chromium-")))
     try:
-        for domain in ("Runtime", "Page", "Log"):
-            browser.page(f"{domain}.enable")
-        browser.page("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
-        browser.page("Page.navigate", {"url": report.as_uri()})
-        browser.wait_for("Page.loadEventFired")
-        browser.evaluate("Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
+        open_page(browser, report.as_uri())
 
         assert browser.evaluate("document.querySelectorAll('article.card').length") == 2
         images = browser.evaluate("[...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
@@ -342,14 +234,14 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
         assert (first["query"], first["source"]) == ("image-000.heatmap-1.png", "image-000.source-1.png")
 
         # hovering the second item shows its maps
-        x, y = _center(browser, ".card:nth-of-type(1) .item[data-rank='2']")
+        x, y = center(browser, ".card:nth-of-type(1) .item[data-rank='2']")
         browser.page("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
         hovered = _panel(browser, 0)
         assert (hovered["query"], hovered["source"]) == ("image-000.heatmap-2.png", "image-000.source-2.png")
         assert hovered["title"] == f"#2 · {meta['top'][1]['id']}"
 
         # clicking the third pins it; moving the mouse away keeps it
-        x, y = _center(browser, ".card:nth-of-type(1) .item[data-rank='3']")
+        x, y = center(browser, ".card:nth-of-type(1) .item[data-rank='3']")
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             browser.page("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
         browser.page("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 5, "y": 5})
