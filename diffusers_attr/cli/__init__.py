@@ -48,8 +48,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     quiet_hub()
-    warnings.simplefilter("default")
-    warnings.formatwarning = lambda message, category, *rest: f"diffusers-attr: warning: {message}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"diffusers-attr: warning: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command, turning errors into messages and exit codes."""
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
