@@ -79,15 +79,18 @@ def class_logits(query_group: torch.Tensor, keys: torch.Tensor, group: torch.Ten
     return torch.bmm(query_group, grouped.transpose(1, 2)).view(n_classes, -1, size, n_items, size)
 
 
-def chunk_log_mass(plan: ScalePlan, chunk: torch.Tensor, topk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def chunk_log_mass(
+    plan: ScalePlan, chunk: torch.Tensor, topk: int | None, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For one scale and one chunk of training items, return
 
-    * ``L [B, P, n]``: log of the (top-k) unnormalised mass each query window puts on each item;
+    * ``L [B, P, n]``: log of the (top-k) unnormalised mass each query window puts on each item
+      (written into ``out`` when given);
     * ``Z [B, P]``: log of the full unnormalised mass of the chunk (the softmax normaliser's share).
     """
     keys = augmented_keys(chunk, plan.scale)
     n_items, positions = keys.shape[:2]
-    mass = chunk.new_empty(plan.batch, positions, n_items)
+    mass = chunk.new_empty(plan.batch, positions, n_items) if out is None else out
     normaliser = chunk.new_empty(plan.batch, positions)
     for group, query_group in zip(plan.groups, plan.query_groups):
         logits = class_logits(query_group, keys, group)

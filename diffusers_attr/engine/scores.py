@@ -147,19 +147,18 @@ def nda_attribute(
     cache_fits = len(plans) * batch * positions * total * itemsize <= memory_budget // 2
 
     normalisers = [x.new_full((batch, positions), float("-inf")) for _ in plans]
-    cache: list[tuple[int, list[torch.Tensor]]] = []
+    # One preallocated block rather than a list of small tensors: no heap fragmentation between chunks.
+    cache = x.new_empty(len(plans), batch, positions, total) if cache_fits else None
     for start, chunk in _chunks(source, chunk_size, x, progress, "attribution"):
-        masses = []
+        stop = start + chunk.shape[0]
         for i, plan in enumerate(plans):
-            mass, normaliser = chunk_log_mass(plan, chunk, topk)
+            out = cache[i, :, :, start:stop] if cache is not None else None
+            _, normaliser = chunk_log_mass(plan, chunk, topk, out=out)
             normalisers[i] = log_add(normalisers[i], normaliser)
-            masses.append(mass)
-        if cache_fits:
-            cache.append((start, masses))
 
     def mass_chunks() -> Iterator[tuple[int, list[torch.Tensor]]]:
-        if cache_fits:
-            yield from cache
+        if cache is not None:
+            yield 0, list(cache)
             return
         for start, chunk in _chunks(source, chunk_size, x, progress, "attribution (pass 2)"):
             yield start, [chunk_log_mass(plan, chunk, topk)[0] for plan in plans]
