@@ -164,3 +164,41 @@ def test_float32_ranks_like_float64_at_realistic_size():
     assert fast.dtype == torch.float32
     for row in range(2):
         assert spearmanr(exact[row].numpy(), fast[row].double().numpy()).statistic >= 0.999
+
+
+class GeneratedSource:
+    """A large training set made chunk by chunk on request (never held whole), recording the
+    chunk sizes and passes the engine asks for."""
+
+    def __init__(self, count: int):
+        self.count, self.requests = count, []
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def item_shape(self):
+        return (1, 8, 8)
+
+    def iter_chunks(self, chunk_size: int):
+        self.requests.append(chunk_size)
+        for start in range(0, self.count, chunk_size):
+            gen = torch.Generator().manual_seed(start)
+            yield torch.rand(min(chunk_size, self.count - start), 1, 8, 8, generator=gen) * 2 - 1
+
+    def gather(self, indices):
+        raise AssertionError("no maps were asked for")
+
+
+def test_chunk_size_is_set_by_the_budget_not_by_n():
+    queries = torch.rand(2, 1, 8, 8) * 2 - 1
+    budget = 2**20
+    sources = [GeneratedSource(n) for n in (1_000, 20_000)]
+    for source in sources:
+        scores = nda_scores(queries, source, alpha=0.9, sigma=0.5, patch_size=3, memory_budget=budget)
+        assert scores.shape == (2, len(source))
+        torch.testing.assert_close(scores.sum(1), torch.full((2,), 64.0), rtol=1e-4, atol=0)
+    small, large = sources
+    assert small.requests[0] == large.requests[0]  # the same chunk size for 20x the items
+    assert len(small.requests) == 1  # 1,000 items: per-window masses cached, one pass
+    assert len(large.requests) == 2  # 20,000 items: masses exceed half the budget, recomputed in pass 2
