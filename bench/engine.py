@@ -35,7 +35,6 @@ import datetime as _dt
 import gc
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -346,43 +345,7 @@ def run_accuracy(spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- driver
-def machine_info(device: str) -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {
-        "cpu_model": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "memory_gib": None,
-    }
-    try:
-        import psutil
-
-        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-    try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:  # noqa: BLE001
-        info["git_commit"] = None
-    try:
-        status = subprocess.run(["git", "status", "--porcelain", "--", "diffusers_attr/engine"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        info["engine_uncommitted_changes"] = bool(status)
-    except Exception:  # noqa: BLE001
-        info["engine_uncommitted_changes"] = None
-    info["engine_source_sha1"] = engine_fingerprint()
-    return info
-
+from common import machine_info  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 def spawn(spec: dict, mode: str = "--worker") -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), mode, json.dumps(spec)]

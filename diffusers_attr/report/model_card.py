@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import AttributionSummary, ItemStats
+from .formatting import percent, ratio
 
 BEGIN = "<!-- diffusers-attr:attribution:begin -->"
 END = "<!-- diffusers-attr:attribution:end -->"
@@ -91,9 +92,9 @@ def card_section(summary: AttributionSummary, *, items: int = 20, rows: int = 15
     lines.append(_row(header))
     lines.append(_row(["---:", "---", *["---"] * len(extra), "---:", "---:", "---:", "---"]))
     for rank, item in enumerate(summary.items[:items], start=1):
-        largest = f"{_pct(item.max_share)} ({Path(item.max_output).name})" if item.max_output else _pct(item.max_share)
+        largest = f"{percent(item.max_share)} ({Path(item.max_output).name})" if item.max_output else percent(item.max_share)
         lines.append(_row([
-            str(rank), _md(item.id), *[_md(_text(item.metadata.get(f))) for f in extra], _pct(item.mean_share),
+            str(rank), _md(item.id), *[_md(_text(item.metadata.get(f))) for f in extra], percent(item.mean_share),
             f"{item.top1:,}", f"{item.listed:,}", _md(largest),
         ]))
     if len(summary.items) > items:
@@ -111,13 +112,13 @@ def card_section(summary: AttributionSummary, *, items: int = 20, rows: int = 15
             lines += ["", f"**By {_md(name)}**", "", _row([_md(name), "share", "items", "top source of"]),
                       _row(["---", "---:", "---:", "---:"])]
             for row in table[:rows]:
-                lines.append(_row([_md(row.value), _pct(row.share), f"{row.items:,}", f"{row.top1:,}"]))
+                lines.append(_row([_md(row.value), percent(row.share), f"{row.items:,}", f"{row.top1:,}"]))
             if len(table) > rows:
                 rest = table[rows:]
-                lines.append(_row([f"({len(rest)} more values)", _pct(sum(r.share for r in rest)),
+                lines.append(_row([f"({len(rest)} more values)", percent(sum(r.share for r in rest)),
                                    f"{sum(r.items for r in rest):,}", f"{sum(r.top1 for r in rest):,}"]))
             if summary.outside_mass > 1e-9:
-                lines.append(_row(["(outside the top-K of each output)", _pct(summary.outside_mass), "", ""]))
+                lines.append(_row(["(outside the top-K of each output)", percent(summary.outside_mass), "", ""]))
 
     if summary.levels:
         lines += ["", "### Per noise level", ""]
@@ -130,9 +131,9 @@ def card_section(summary: AttributionSummary, *, items: int = 20, rows: int = 15
                   _row(["---:", "---:", "---:", "---:", "---:", "---"])]
         for level in summary.levels:
             kind = "finest" if level.position == 0 else ("coarsest" if level.position == len(summary.levels) - 1 else "")
-            top = ", ".join(f"{_md(i)} ({_pct(s)})" for i, s in level.top[:3])
+            top = ", ".join(f"{_md(i)} ({percent(s)})" for i, s in level.top[:3])
             lines.append(_row([f"{level.position + 1}{' (' + kind + ')' if kind else ''}", f"{level.noise:.2f}",
-                               f"{level.outputs:,}", f"{level.effective_items:,.1f}", _pct(level.listed_mass), top]))
+                               f"{level.outputs:,}", f"{level.effective_items:,.1f}", percent(level.listed_mass), top]))
 
     lines += ["", "### Method, configuration and limits", ""]
     lines += [f"- {sentence}" for sentence in method_sentences(summary, esc=_md, code=_code_span)]
@@ -157,13 +158,13 @@ def summary_sentences(summary: AttributionSummary, *, esc=str) -> list[str]:
     if summary.basis == "top-k":
         out.append(
             f"Shares come from the top {_top_k_value(summary)} items listed per output: they carry "
-            f"{_pct(summary.listed_mass)} of the patch mass; the other {_pct(summary.outside_mass)} is mass outside the "
+            f"{percent(summary.listed_mass)} of the patch mass; the other {percent(summary.outside_mass)} is mass outside the "
             "top-K of each output, spread over the rest of the training set and not attributed to items here."
         )
     elif summary.basis == "mixed":
         out.append(
             f"{summary.outputs_full:,} outputs contributed full scores over the index, the others their top items "
-            f"only; listed items carry {_pct(summary.listed_mass)} of the mass."
+            f"only; listed items carry {percent(summary.listed_mass)} of the mass."
         )
     reached = [f"{key} of the mass from {value:,} items" for key, value in cov.items() if value is not None]
     if reached:
@@ -185,7 +186,7 @@ def summary_sentences(summary: AttributionSummary, *, esc=str) -> list[str]:
         first = summary.items[0]
         out.append(
             f"{c.get('distinct_top1', 0):,} distinct training items are the top source of at least one output; the "
-            f"largest share overall is {esc(first.id)} ({_pct(first.mean_share)} of all mass, top source of {_outputs(first.top1)})."
+            f"largest share overall is {esc(first.id)} ({percent(first.mean_share)} of all mass, top source of {_outputs(first.top1)})."
         )
     if summary.thresholds is None:
         out.append("Near-copy flags were not computed.")
@@ -323,7 +324,7 @@ def _flag_lines(summary: AttributionSummary, rows: int) -> list[str]:
                   _row(["---", "---", "---:", "---:", "---:", "---:", "---"])]
         for e in flagged[:rows]:
             lines.append(_row([
-                _md(e.output), _md(e.item_id), _pct(e.share), _ratio(e.ratio),
+                _md(e.output), _md(e.item_id), percent(e.share), ratio(e.ratio),
                 f"{e.alignment:.2f} {tuple(e.alignment_shift)}", f"{e.distance:.3f} {tuple(e.distance_shift)}",
                 ", ".join(f"`{_code(Path(f).name)}`" for f in e.files),
             ]))
@@ -334,7 +335,7 @@ def _flag_lines(summary: AttributionSummary, rows: int) -> list[str]:
     if candidates:
         lines += ["", f"{len(candidates):,} more output{'s' if len(candidates) != 1 else ''} had one dominant item but "
                   "could not be checked fully (not flagged): " + "; ".join(
-                      f"{_md(Path(e.output).name)} ({_md(e.item_id)}, {_pct(e.share)}: {_md(e.reasons[0])})" for e in candidates[:5]
+                      f"{_md(Path(e.output).name)} ({_md(e.item_id)}, {percent(e.share)}: {_md(e.reasons[0])})" for e in candidates[:5]
                   ) + ("; ..." if len(candidates) > 5 else "")]
     cleared = [e for e in summary.near_copies if e.status == "cleared"]
     if cleared:
@@ -386,18 +387,8 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _pct(share: float | None) -> str:
-    if share is None:
-        return "–"
-    if share >= 0.1:
-        return f"{share:.1%}"
-    if share >= 0.001:
-        return f"{share:.2%}"
-    return f"{share * 100:.2g}%"
 
 
-def _ratio(value: float) -> str:
-    return "no runner-up" if value == float("inf") else f"{value:.1f}x"
 
 
 def _round(value: Any) -> Any:

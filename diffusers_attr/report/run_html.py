@@ -10,7 +10,6 @@ only, no external URL, readable from ``file://``.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from PIL import Image
 from ..provenance import SIDECAR_SUFFIX, read_attribution, read_png_metadata, sidecar_path
 from ..render.colormap import CATEGORICAL, OTHER_COLOUR
 from .assets import CSS, JS
+from .formatting import escape
 
 REPORT_NAME = "index.html"
 # Pictures written next to an image by Attribution.save: `<stem>.heatmap-3.png`, `<stem>.collage.png`, ...
@@ -278,14 +278,11 @@ def _one_line(error: BaseException) -> str:
 # --------------------------------------------------------------------------------------------- writing
 
 
-def _e(value: Any) -> str:
-    """Escaped text for HTML content and attribute values."""
-    return html.escape(str(value), quote=True)
 
 
 def _url(name: str) -> str:
     """A relative link to a file of the run folder, escaped for an attribute value."""
-    return _e(quote(name))
+    return escape(quote(name))
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -350,8 +347,8 @@ def _item_text(item: dict[str, Any]) -> tuple[str, str]:
 def _frame(name: str | None, alt: str, missing: str) -> str:
     """An image in a square frame, or a note saying it is missing (never a broken <img>)."""
     if name is None:
-        return f'<div class="frame"><p class="missing">{_e(missing)}</p></div>'
-    return f'<div class="frame"><img src="{_url(name)}" alt="{_e(alt)}" decoding="async"></div>'
+        return f'<div class="frame"><p class="missing">{escape(missing)}</p></div>'
+    return f'<div class="frame"><img src="{_url(name)}" alt="{escape(alt)}" decoding="async"></div>'
 
 
 def _page(folder: RunFolder, title: str, names: set[str]) -> str:
@@ -362,7 +359,7 @@ def _page(folder: RunFolder, title: str, names: set[str]) -> str:
     index_items = _distinct([_index_text(m.get("index") or {}) for m in metadatas])
     configs = _distinct([_config_summary(m.get("config") or {}) for m in metadatas])
     toc = "".join(
-        f'<li><a class="chip" href="#{_e(_anchor(image))}">{_e(image.path.stem)}</a></li>' for image in images
+        f'<li><a class="chip" href="#{escape(_anchor(image))}">{escape(image.path.stem)}</a></li>' for image in images
     )
     notice = ""
     if folder.skipped:
@@ -379,22 +376,22 @@ def _page(folder: RunFolder, title: str, names: set[str]) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="diffusers-attr {_e(version)}">
-<title>{_e(title)}</title>
+<meta name="generator" content="diffusers-attr {escape(version)}">
+<title>{escape(title)}</title>
 <style>{CSS}</style>
 </head>
 <body>
 <header class="page-head">
 <div class="inner">
-<h1>{_e(title)}</h1>
+<h1>{escape(title)}</h1>
 <p class="subtitle">Training-data attribution of {len(images)} generated image{"s" if len(images) != 1 else ""}:
 which training items each image draws on, how much, and where.</p>
 <dl class="facts">
-<div class="double"><dt>Model</dt><dd>{_e(models)}</dd></div>
-<div><dt>Scheduler</dt><dd>{_e(schedulers)}</dd></div>
-<div><dt>Index</dt><dd>{_e(index_items)}</dd></div>
+<div class="double"><dt>Model</dt><dd>{escape(models)}</dd></div>
+<div><dt>Scheduler</dt><dd>{escape(schedulers)}</dd></div>
+<div><dt>Index</dt><dd>{escape(index_items)}</dd></div>
 <div><dt>Images</dt><dd>{len(images)}</dd></div>
-<div class="wide"><dt>Attribution settings</dt><dd class="mono">{_e(configs)}</dd></div>
+<div class="wide"><dt>Attribution settings</dt><dd class="mono">{escape(configs)}</dd></div>
 <div class="wide"><dt>Images in this run</dt><dd><ul class="chips">{toc}</ul></dd></div>
 </dl>
 {notice}
@@ -404,7 +401,7 @@ which training items each image draws on, how much, and where.</p>
 {cards}
 {skipped}
 </main>
-<footer>Written by diffusers-attr {_e(version)} (nonparametric data attribution). A static page: every
+<footer>Written by diffusers-attr {escape(version)} (nonparametric data attribution). A static page: every
 picture is a file in this folder.</footer>
 <script>{JS}</script>
 </body>
@@ -462,8 +459,8 @@ def _card(image: RunImage, names: set[str]) -> str:
     )
     collage = present("collage")
     legend_items = "".join(
-        f'<li title="{_e(item.get("id"))}"><span class="swatch" style="background: {_rgb(CATEGORICAL[k])}"></span>'
-        f'<span class="id">#{k + 1} {_e(item.get("id"))}</span></li>'
+        f'<li title="{escape(item.get("id"))}"><span class="swatch" style="background: {_rgb(CATEGORICAL[k])}"></span>'
+        f'<span class="id">#{k + 1} {escape(item.get("id"))}</span></li>'
         for k, item in enumerate(top[: len(CATEGORICAL)])
     )
     legend_items += (
@@ -471,7 +468,7 @@ def _card(image: RunImage, names: set[str]) -> str:
     )
     views = f"""<div class="views">
 <figure class="view"><figcaption>Generated image</figcaption>{_frame(image.path.name, f"generated image {stem}", "")}</figure>
-<figure class="view"><figcaption>Where it uses {_e(first_label)}</figcaption>{heatmap_view}</figure>
+<figure class="view"><figcaption>Where it uses {escape(first_label)}</figcaption>{heatmap_view}</figure>
 <figure class="view collage-view"><div><figcaption>Dominant source per pixel</figcaption>{_frame(collage, f"dominant-source collage of {stem}", f"{stem}.collage.png is missing from this folder.")}</div>
 <ul class="legend" aria-label="collage colours">{legend_items}</ul></figure>
 </div>"""
@@ -496,21 +493,21 @@ def _card(image: RunImage, names: set[str]) -> str:
         )
         buttons.append(
             f'<li><button type="button" class="item{" shown" if k == 0 else ""}" aria-pressed="{"true" if k == 0 else "false"}"'
-            f' aria-controls="{_e(_anchor(image))}-detail" title="{_e(tooltip)}"'
-            f' data-rank="{rank}" data-id="{_e(item_id)}" data-caption="{_e(subtitle)}" data-stats="{_e(stats)}"'
-            f' data-query="{_url(query) if query else ""}" data-query-note="{_e(map_note("heatmap", rank))}"'
-            f' data-source="{_url(source) if source else ""}" data-source-note="{_e(map_note("source", rank))}">'
+            f' aria-controls="{escape(_anchor(image))}-detail" title="{escape(tooltip)}"'
+            f' data-rank="{rank}" data-id="{escape(item_id)}" data-caption="{escape(subtitle)}" data-stats="{escape(stats)}"'
+            f' data-query="{_url(query) if query else ""}" data-query-note="{escape(map_note("heatmap", rank))}"'
+            f' data-source="{_url(source) if source else ""}" data-source-note="{escape(map_note("source", rank))}">'
             f'<span class="thumb">{thumb_html}</span>'
             f'<span class="item-text"><span class="item-title">{swatch}<span class="rank">#{rank}</span>'
-            f'<span class="item-id">{_e(item_id)}</span></span>'
-            f'<span class="item-sub">{_e(subtitle) if subtitle else "&nbsp;"}</span>'
-            f'<span class="item-stats"><span class="share">{_e(_percent(share))}</span>'
-            f'<span>score {_e(_number(item.get("score")))}</span></span>'
+            f'<span class="item-id">{escape(item_id)}</span></span>'
+            f'<span class="item-sub">{escape(subtitle) if subtitle else "&nbsp;"}</span>'
+            f'<span class="item-stats"><span class="share">{escape(_percent(share))}</span>'
+            f'<span>score {escape(_number(item.get("score")))}</span></span>'
             f'<span class="bar" aria-hidden="true"><span style="width: {width:.1f}%"></span></span></span>'
             "</button></li>"
         )
     if buttons:
-        items_block = f"""<section class="items-block" aria-label="top training items of {_e(stem)}">
+        items_block = f"""<section class="items-block" aria-label="top training items of {escape(stem)}">
 <h3>Top training items <span class="hint">(hover, focus or click one to see its maps; bars are relative to #1)</span></h3>
 <ul class="items">{"".join(buttons)}</ul>
 </section>"""
@@ -527,11 +524,11 @@ def _card(image: RunImage, names: set[str]) -> str:
     else:
         subtitle, detail_title, detail_stats = "", "No training items", ""
         query_slot = source_slot = '<p class="missing">no maps</p>'
-    detail = f"""<aside class="detail" id="{_e(_anchor(image))}-detail" aria-live="polite">
+    detail = f"""<aside class="detail" id="{escape(_anchor(image))}-detail" aria-live="polite">
 <h3>Selected training item</h3>
-<div class="detail-title">{_e(detail_title)}</div>
-<p class="detail-caption">{_e(subtitle)}</p>
-<p class="detail-stats">{_e(detail_stats)}</p>
+<div class="detail-title">{escape(detail_title)}</div>
+<p class="detail-caption">{escape(subtitle)}</p>
+<p class="detail-stats">{escape(detail_stats)}</p>
 <div class="maps">
 <figure class="map"><figcaption>In the output (query map)</figcaption><div class="frame" data-slot="query">{query_slot}</div></figure>
 <figure class="map"><figcaption>In the training item (source map)</figcaption><div class="frame" data-slot="source">{source_slot}</div></figure>
@@ -540,30 +537,30 @@ def _card(image: RunImage, names: set[str]) -> str:
 
     levels = metadata.get("levels") or []
     level_rows = "".join(
-        f"<tr><td>{_e(_number(level.get('step'), 6))}</td><td>{_e(_number(level.get('timestep'), 5))}</td>"
-        f"<td>{_e(_number(level.get('alpha')))}</td><td>{_e(_number(level.get('sigma')))}</td></tr>"
+        f"<tr><td>{escape(_number(level.get('step'), 6))}</td><td>{escape(_number(level.get('timestep'), 5))}</td>"
+        f"<td>{escape(_number(level.get('alpha')))}</td><td>{escape(_number(level.get('sigma')))}</td></tr>"
         for level in levels
         if isinstance(level, dict)
     )
-    note = f"<p>{_e(image.note)}</p>" if image.note else ""
+    note = f"<p>{escape(image.note)}</p>" if image.note else ""
     more = f"""<details class="details-more"><summary>Run details: {len(levels)} noise level{"s" if len(levels) != 1 else ""}, model, index fingerprint</summary>
-{note}<p>Model {_e(metadata.get("model", "unknown"))} · scheduler {_e(metadata.get("scheduler", "unknown"))} · index {_e(_index_text(metadata.get("index") or {}))}</p>
+{note}<p>Model {escape(metadata.get("model", "unknown"))} · scheduler {escape(metadata.get("scheduler", "unknown"))} · index {escape(_index_text(metadata.get("index") or {}))}</p>
 <table><thead><tr><th>step</th><th>timestep</th><th>alpha</th><th>sigma</th></tr></thead><tbody>{level_rows}</tbody></table>
-<pre>{_e(json.dumps({"config": config, "index": metadata.get("index")}, indent=1, default=str))}</pre>
+<pre>{escape(json.dumps({"config": config, "index": metadata.get("index")}, indent=1, default=str))}</pre>
 </details>"""
 
     summary = []  # HTML fragments
     if first is not None:
-        summary.append(_e(f"top source {first.get('id')} ({_percent(first.get('share'))})"))
-    summary.append(_e(f"{len(top)} items listed"))
+        summary.append(escape(f"top source {first.get('id')} ({_percent(first.get('share'))})"))
+    summary.append(escape(f"{len(top)} items listed"))
     if "total_score" in metadata:
-        summary.append(_e(f"total score {_number(metadata['total_score'])}"))
+        summary.append(escape(f"total score {_number(metadata['total_score'])}"))
     card_picture = present("card")
     if card_picture:
         summary.append(f'<a href="{_url(card_picture)}">summary card</a>')
     pixelated = " px" if max(image.size) < _PIXELATED_BELOW else ""
-    return f"""<article class="card{pixelated}" id="{_e(_anchor(image))}">
-<header class="card-head"><h2><a href="{_url(image.path.name)}">{_e(image.path.name)}</a></h2>
+    return f"""<article class="card{pixelated}" id="{escape(_anchor(image))}">
+<header class="card-head"><h2><a href="{_url(image.path.name)}">{escape(image.path.name)}</a></h2>
 <span class="meta">{" · ".join(summary)}</span></header>
 {views}
 {items_block}
@@ -575,12 +572,12 @@ def _card(image: RunImage, names: set[str]) -> str:
 def _slot(name: str | None, alt: str, note: str) -> str:
     """The content of a detail-panel frame, as the page script writes it."""
     if name is None:
-        return f'<p class="missing">{_e(note)}</p>'
-    return f'<img src="{_url(name)}" alt="{_e(alt)}">'
+        return f'<p class="missing">{escape(note)}</p>'
+    return f'<img src="{_url(name)}" alt="{escape(alt)}">'
 
 
 def _skipped_section(skipped: list[SkippedFile]) -> str:
-    rows = "".join(f"<li><code>{_e(item.path.name)}</code>: {_e(item.reason)}</li>" for item in skipped)
+    rows = "".join(f"<li><code>{escape(item.path.name)}</code>: {escape(item.reason)}</li>" for item in skipped)
     return f"""<section class="skipped" id="skipped">
 <h2>Skipped files</h2>
 <p>These files in the folder could not be read as attributed images and are not shown above.</p>

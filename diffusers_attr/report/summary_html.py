@@ -11,7 +11,6 @@ configuration and limits, and the skipped files. No external URL, no server, wor
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from . import plots
 from .aggregate import AttributionSummary
 from .model_card import _table_fields, method_sentences, summary_sentences
 from .near_copy import NearCopyEvidence
+from .formatting import escape, percent, ratio
 
 HTML_ITEMS = 200
 """Rows of the top-items table."""
@@ -34,18 +34,8 @@ HTML_FLAGS = 100
 THUMB_SIDE = 64
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
-def _pct(share: float | None) -> str:
-    if share is None:
-        return "–"
-    if share >= 0.1:
-        return f"{share:.1%}"
-    if share >= 0.001:
-        return f"{share:.2%}"
-    return f"{share * 100:.2g}%"
 
 
 def _data_url(png: bytes) -> str:
@@ -124,10 +114,10 @@ def _page(summary: AttributionSummary, title: str) -> str:
         ("near-copies flagged", "not computed" if flagged is None else f"{flagged:,}"),
     ]
     if summary.basis != "full":
-        numbers.insert(1, ("mass in listed items", _pct(summary.listed_mass)))
+        numbers.insert(1, ("mass in listed items", percent(summary.listed_mass)))
     stats = "".join(
-        f'<div class="stat{" alarm" if label == "near-copies flagged" and flagged else ""}"><div class="value">{_e(value)}</div>'
-        f'<div class="label">{_e(label)}</div></div>'
+        f'<div class="stat{" alarm" if label == "near-copies flagged" and flagged else ""}"><div class="value">{escape(value)}</div>'
+        f'<div class="label">{escape(label)}</div></div>'
         for label, value in numbers
     )
     toc = [("summary", "Summary"), ("plots", "Plots"), ("near-copies", "Near-copies"), ("items", "Top items")]
@@ -138,30 +128,30 @@ def _page(summary: AttributionSummary, title: str) -> str:
     toc.append(("method", "Method and limits"))
     if summary.skipped:
         toc.append(("skipped", "Skipped files"))
-    nav = "".join(f'<li><a class="chip" href="#{anchor}">{_e(text)}</a></li>' for anchor, text in toc)
-    sentences = "".join(f"<li>{_e(sentence)}</li>" for sentence in summary_sentences(summary))
-    method = "".join(f"<li>{_e(sentence)}</li>" for sentence in method_sentences(summary))
+    nav = "".join(f'<li><a class="chip" href="#{anchor}">{escape(text)}</a></li>' for anchor, text in toc)
+    sentences = "".join(f"<li>{escape(sentence)}</li>" for sentence in summary_sentences(summary))
+    method = "".join(f"<li>{escape(sentence)}</li>" for sentence in method_sentences(summary))
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="diffusers-attr {_e(__version__)}">
-<title>{_e(title)}</title>
+<meta name="generator" content="diffusers-attr {escape(__version__)}">
+<title>{escape(title)}</title>
 <style>{CSS}</style>
 </head>
 <body>
 <header class="page-head"><div class="inner">
-<h1>{_e(title)}</h1>
+<h1>{escape(title)}</h1>
 <p class="subtitle">What the model leans on across {summary.outputs:,} generated outputs, whose training data it
 reproduces, and which outputs are near-copies of a training item.</p>
 <dl class="facts">
-<div class="double"><dt>Model</dt><dd>{_e(", ".join(summary.models))}</dd></div>
-<div class="double"><dt>Index</dt><dd>{_e(indexes)}</dd></div>
-<div><dt>Shares from</dt><dd>{_e(basis)}</dd></div>
-<div><dt>Written</dt><dd>{_e(generated)}</dd></div>
-<div class="wide"><dt>Aggregated</dt><dd class="mono">{_e(", ".join(summary.sources))}</dd></div>
+<div class="double"><dt>Model</dt><dd>{escape(", ".join(summary.models))}</dd></div>
+<div class="double"><dt>Index</dt><dd>{escape(indexes)}</dd></div>
+<div><dt>Shares from</dt><dd>{escape(basis)}</dd></div>
+<div><dt>Written</dt><dd>{escape(generated)}</dd></div>
+<div class="wide"><dt>Aggregated</dt><dd class="mono">{escape(", ".join(summary.sources))}</dd></div>
 </dl>
 <ul class="chips toc">{nav}</ul>
 </div></header>
@@ -178,7 +168,7 @@ reproduces, and which outputs are near-copies of a training item.</p>
 <section id="method" class="panel"><h2>Method, configuration and limits</h2><ul class="sentences">{method}</ul></section>
 {_skipped_section(summary)}
 </main>
-<footer>Written by diffusers-attr {_e(__version__)}. A self-contained page: every picture is embedded.</footer>
+<footer>Written by diffusers-attr {escape(__version__)}. A self-contained page: every picture is embedded.</footer>
 <script>{JS}</script>
 </body>
 </html>
@@ -209,7 +199,7 @@ def _plots_section(summary: AttributionSummary) -> str:
     if len(summary.levels) >= 2:
         figures.append(("Concentration per noise level.", plots.level_profile(summary)))
     body = "".join(
-        f'<figure class="plot"><img src="{_data_url(png)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
+        f'<figure class="plot"><img src="{_data_url(png)}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
         for caption, png in figures
     )
     return f'<section id="plots" class="panel"><h2>Plots</h2><div class="plots">{body}</div></section>'
@@ -235,10 +225,10 @@ def _near_copy_section(summary: AttributionSummary) -> str:
     table = ""
     if others:
         rows = "".join(
-            f"<tr><td>{_e(e.status)}</td><td class=\"mono\">{_e(e.output)}</td><td>{_e(e.item_id)}</td>"
-            f"<td data-sort=\"{e.share:.6f}\">{_pct(e.share)}</td><td>{_e(_ratio(e.ratio))}</td>"
-            f"<td>{_e('–' if e.alignment is None else f'{e.alignment:.2f}')}</td>"
-            f"<td>{_e('–' if e.distance is None else f'{e.distance:.3f}')}</td><td>{_e('; '.join(e.reasons))}</td></tr>"
+            f"<tr><td>{escape(e.status)}</td><td class=\"mono\">{escape(e.output)}</td><td>{escape(e.item_id)}</td>"
+            f"<td data-sort=\"{e.share:.6f}\">{percent(e.share)}</td><td>{escape(ratio(e.ratio))}</td>"
+            f"<td>{escape('–' if e.alignment is None else f'{e.alignment:.2f}')}</td>"
+            f"<td>{escape('–' if e.distance is None else f'{e.distance:.3f}')}</td><td>{escape('; '.join(e.reasons))}</td></tr>"
             for e in others[:500]
         )
         table = f"""<h3>Dominated by one item, not flagged ({len(others):,})</h3>
@@ -259,33 +249,31 @@ def _flag_card(e: NearCopyEvidence) -> str:
     }
     figures = "".join(
         '<figure><div class="frame">'
-        + (f'<img src="{_data_url(e.pictures[key])}" alt="{_e(caption)}">' if key in e.pictures
+        + (f'<img src="{_data_url(e.pictures[key])}" alt="{escape(caption)}">' if key in e.pictures
            else '<p class="missing">not available</p>')
-        + f"</div><figcaption>{_e(caption)}</figcaption></figure>"
+        + f"</div><figcaption>{escape(caption)}</figcaption></figure>"
         for key, caption in names.items()
     )
     evidence = [
-        ("finest-level share", f"{_pct(e.share)} at nu={e.level:.2f} ("
-         + ("no runner-up" if e.ratio == float("inf") else f"{e.ratio:.1f}x the runner-up's {_pct(e.runner_up_share)}") + ")"),
+        ("finest-level share", f"{percent(e.share)} at nu={e.level:.2f} ("
+         + ("no runner-up" if e.ratio == float("inf") else f"{e.ratio:.1f}x the runner-up's {percent(e.runner_up_share)}") + ")"),
         ("map alignment", f"{e.alignment:.3f} at shift (dy, dx) = {tuple(e.alignment_shift)} map pixels"),
         ("pixel distance", f"RMS {e.distance:.4f} at shift {tuple(e.distance_shift)} px ({e.distance_source})"),
-        ("share of the output", _pct(e.output_share)),
+        ("share of the output", percent(e.output_share)),
         ("evidence files", ", ".join(e.files)),
     ]
-    facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in evidence)
+    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in evidence)
     return f"""<article class="flag">
-<h3><span class="badge">near-copy</span> <span class="mono">{_e(e.output)}</span> &larr; {_e(e.item_id)}</h3>
+<h3><span class="badge">near-copy</span> <span class="mono">{escape(e.output)}</span> &larr; {escape(e.item_id)}</h3>
 <div class="flag-body"><div class="pictures">{figures}</div><dl class="evidence">{facts}</dl></div>
 </article>"""
 
 
-def _ratio(value: float) -> str:
-    return "no runner-up" if value == float("inf") else f"{value:.1f}x"
 
 
 def _headers(names: list[str], numeric: set[int] | None = None) -> str:
     return "".join(
-        f'<th scope="col" aria-sort="none"><button type="button" class="sort">{_e(name)}</button></th>' for name in names
+        f'<th scope="col" aria-sort="none"><button type="button" class="sort">{escape(name)}</button></th>' for name in names
     )
 
 
@@ -303,14 +291,14 @@ def _items_section(summary: AttributionSummary) -> str:
         cells = [
             f'<td data-sort="{rank}">{rank}</td>',
             f'<td class="thumb">{thumb_html}</td>',
-            f'<td class="mono" title="{_e(tooltip)}">{_e(item.id)}</td>',
-            *[f"<td>{_e(_value(item.metadata.get(f)))}</td>" for f in extra],
-            f'<td data-sort="{item.mean_share:.9f}">{_pct(item.mean_share)}</td>',
+            f'<td class="mono" title="{escape(tooltip)}">{escape(item.id)}</td>',
+            *[f"<td>{escape(_value(item.metadata.get(f)))}</td>" for f in extra],
+            f'<td data-sort="{item.mean_share:.9f}">{percent(item.mean_share)}</td>',
             f'<td data-sort="{item.total_share:.6f}">{item.total_share:,.2f}</td>',
             f'<td data-sort="{item.top1}">{item.top1:,}</td>',
             f'<td data-sort="{item.listed}">{item.listed:,}</td>',
-            f'<td data-sort="{item.max_share:.9f}" title="{_e(item.max_output or "")}">{_pct(item.max_share)}</td>',
-            *[f'<td data-sort="{s:.9f}">{_pct(s)}</td>' for s in item.level_shares],
+            f'<td data-sort="{item.max_share:.9f}" title="{escape(item.max_output or "")}">{percent(item.max_share)}</td>',
+            *[f'<td data-sort="{s:.9f}">{percent(s)}</td>' for s in item.level_shares],
         ]
         if len(summary.indexes) > 1:
             cells.append(f"<td>{item.index_group + 1}</td>")
@@ -344,13 +332,13 @@ def _breakdown_section(summary: AttributionSummary) -> str:
     blocks = []
     for name, table in summary.breakdowns.items():
         rows = "".join(
-            f'<tr><td>{_e(row.value)}</td><td data-sort="{row.share:.9f}">{_pct(row.share)}</td>'
+            f'<tr><td>{escape(row.value)}</td><td data-sort="{row.share:.9f}">{percent(row.share)}</td>'
             f'<td data-sort="{row.items}">{row.items:,}</td><td data-sort="{row.top1}">{row.top1:,}</td></tr>'
             for row in table[:200]
         )
         if summary.outside_mass > 1e-9:
-            rows += f'<tr class="outside"><td>(outside the top-K of each output)</td><td data-sort="-1">{_pct(summary.outside_mass)}</td><td data-sort="-1"></td><td data-sort="-1"></td></tr>'
-        blocks.append(f"""<div class="breakdown"><h3>By {_e(name)}</h3>
+            rows += f'<tr class="outside"><td>(outside the top-K of each output)</td><td data-sort="-1">{percent(summary.outside_mass)}</td><td data-sort="-1"></td><td data-sort="-1"></td></tr>'
+        blocks.append(f"""<div class="breakdown"><h3>By {escape(name)}</h3>
 <table class="sortable"><thead><tr>{_headers([name, "share of all mass", "items", "top source of"])}</tr></thead>
 <tbody>{rows}</tbody></table></div>""")
     return f'<section id="breakdowns" class="panel"><h2>Breakdowns</h2><div class="breakdowns">{"".join(blocks)}</div></section>'
@@ -361,8 +349,8 @@ def _levels_section(summary: AttributionSummary) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{level.position + 1}</td><td>{level.noise:.3f}</td><td>{level.outputs:,}</td>"
-        f"<td>{level.effective_items:,.1f}</td><td>{_pct(level.listed_mass)}</td>"
-        f"<td>{_e(', '.join(f'{i} ({_pct(s)})' for i, s in level.top[:5]))}</td></tr>"
+        f"<td>{level.effective_items:,.1f}</td><td>{percent(level.listed_mass)}</td>"
+        f"<td>{escape(', '.join(f'{i} ({percent(s)})' for i, s in level.top[:5]))}</td></tr>"
         for level in summary.levels
     )
     return f"""<section id="levels" class="panel"><h2>Per noise level</h2>
@@ -376,7 +364,7 @@ the outputs copy details from few training items.</p>
 def _skipped_section(summary: AttributionSummary) -> str:
     if not summary.skipped:
         return ""
-    rows = "".join(f"<li><code>{_e(item.path)}</code>: {_e(item.reason)}</li>" for item in summary.skipped[:1000])
+    rows = "".join(f"<li><code>{escape(item.path)}</code>: {escape(item.reason)}</li>" for item in summary.skipped[:1000])
     more = f"<p>... and {len(summary.skipped) - 1000:,} more.</p>" if len(summary.skipped) > 1000 else ""
     return f"""<section id="skipped" class="panel warn"><h2>Skipped files</h2>
 <p>{len(summary.skipped):,} file{"s" if len(summary.skipped) != 1 else ""} could not be used and {"are" if len(summary.skipped) != 1 else "is"} not part of the numbers above.</p>
