@@ -64,8 +64,10 @@ def _source(source: str):
         return train.images, train.ids, train.metadata
     folder = existing_dir(source, "image folder")
     if (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
-        from datasets import load_from_disk
-
+        try:
+            from datasets import load_from_disk
+        except ImportError as error:
+            raise CLIError(f"{folder} is a saved dataset; reading it needs the datasets package: pip install datasets") from error
         return load_from_disk(str(folder)), None, None
     return folder, None, None
 
