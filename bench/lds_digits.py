@@ -116,7 +116,6 @@ def prepare(args):
     train, heldout = digits_split()
     recipe = recipe_from_args(args)
     full_dir = work / "full"
-    t0 = time.perf_counter()
     result = train_model(train.images, train.ids, full_dir, recipe)
     if result.resumed_from != result.steps:
         log(f"full-data model: {result.seconds:.0f}s training, final loss {result.final_loss:.4f}")

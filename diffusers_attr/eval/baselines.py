@@ -21,7 +21,6 @@ import hashlib
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
