@@ -49,7 +49,7 @@ for _p in (ROOT, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import torch  # noqa: E402
+import torch
 
 ALPHA, SIGMA = 0.8, 0.6
 SETTINGS = {
@@ -300,10 +300,10 @@ def run_worker(spec: dict) -> dict:
 
 def run_accuracy(spec: dict) -> dict:
     """Engine float32 vs float64 and baseline (float32, both mask modes) vs engine float64."""
+    from published_baseline import published_scores
     from scipy.stats import spearmanr
 
     from diffusers_attr.engine import nda_scores
-    from published_baseline import published_scores
 
     device = spec["device"]
     data = torch.load(spec["data"])[spec["setting"]]
@@ -345,11 +345,25 @@ def run_accuracy(spec: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- driver
-from common import machine_info  # noqa: E402  (bench/ is on sys.path when run as a script)
+from common import machine_info as _common_machine_info
+
+
+def machine_info(device: str) -> dict:
+    """The shared machine description plus which engine source was measured."""
+    info = _common_machine_info(device)
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--", "diffusers_attr/engine"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        info["engine_uncommitted_changes"] = bool(status)
+    except (OSError, subprocess.CalledProcessError):
+        info["engine_uncommitted_changes"] = None
+    info["engine_source_sha1"] = engine_fingerprint()
+    return info
+
 
 def spawn(spec: dict, mode: str = "--worker") -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), mode, json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({spec}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -420,8 +434,9 @@ def plot(report: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     colors = {"digits16": "tab:blue", "photos32": "tab:orange"}
     styles = {"engine": ("-", "o", "engine (diffusers_attr)"), "baseline": ("--", "s", "baseline (published algorithm)")}
     for setting in SETTINGS:
@@ -437,13 +452,18 @@ def plot(report: dict, path: str) -> None:
                         markerfacecolor="white" if r["extrapolated"] else colors[setting])
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ns = sorted({r["n"] for r in report["results"]})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training items N")
     ax.set_ylabel("seconds per query per timestep")
     m = report["machine"]
-    where = m.get("gpu") if report["device"] == "cuda" else f"{m['cpu_model']}, {m['torch_threads']} threads"
+    threads = report["config"].get("threads") or m["torch_threads"]
+    where = m.get("gpu") if report["device"] == "cuda" else f"{m['cpu_model']}, {threads} torch thread{'s' if threads != 1 else ''}"
     ax.set_title(f"NDA scores, single scale ({where})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, title="hollow markers: extrapolated", title_fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              title="hollow markers: extrapolated", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -461,11 +481,11 @@ def _run_subsection(report: dict, json_rel: str, png_rel: str) -> list[str]:
     lines = [
         title,
         "",
-        f"* Machine: {hw}; torch {m['torch']}, Python {m['python']}; commit {m.get('git_commit')}"
-        f"{' + uncommitted engine changes' if m.get('engine_uncommitted_changes') else ''} (engine source sha1 "
-        f"{m.get('engine_source_sha1')}); {report['date']}.",
-        f"* Command: `{report['command']}` (total {report['runtime_seconds'] / 60:.1f} min, of which "
-        f"{report.get('waited_for_idle_total_s', 0) / 60:.1f} min waiting for other processes to go quiet).",
+        (f"* Machine: {hw}; torch {m['torch']}, Python {m['python']}; commit {m.get('git_commit')}"
+         f"{' + uncommitted engine changes' if m.get('engine_uncommitted_changes') else ''} (engine source sha1 "
+         f"{m.get('engine_source_sha1')}); {report['date']}."),
+        (f"* Command: `{report['command']}` (total {report['runtime_seconds'] / 60:.1f} min, of which "
+         f"{report.get('waited_for_idle_total_s', 0) / 60:.1f} min waiting for other processes to go quiet)."),
         f"* Median of up to {cfg['repeats']} timed call(s) after a warm-up; baseline kernel batch {cfg['kernel_batch_size']}.",
     ]
     if report.get("engine_changed_during_run"):
@@ -480,8 +500,8 @@ def _run_subsection(report: dict, json_rel: str, png_rel: str) -> list[str]:
         ]
     if acc:
         lines += [
-            f"Agreement on {SETTINGS[acc['setting']]['label']}, N={acc['n']} (relative error over the "
-            f"{acc['items_compared_for_rel_err']} items with float64 score >= 1e-6 x the largest):",
+            (f"Agreement on {SETTINGS[acc['setting']]['label']}, N={acc['n']} (relative error over the "
+             f"{acc['items_compared_for_rel_err']} items with float64 score >= 1e-6 x the largest):"),
             "",
             accuracy_table(acc),
             "",
@@ -539,7 +559,7 @@ def write_docs(section: str, path: str) -> None:
 def write_engine_docs(args, report: dict | None, json_path: str | None, png_path: str | None) -> None:
     """Rewrite the Engine section of docs/benchmarks.md from the results files in ``args.out_dir``."""
     docs = os.path.join(ROOT, "docs", "benchmarks.md")
-    rel = lambda path: os.path.relpath(path, os.path.dirname(docs))  # noqa: E731
+    rel = lambda path: os.path.relpath(path, os.path.dirname(docs))
     if report is not None and args.quick:  # a quick run documents itself only
         runs = [(report, rel(json_path), rel(png_path))]
     else:

@@ -40,12 +40,12 @@ In float64 both variants agree with the DESIGN semantics to rounding (see ``benc
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["published_scores", "published_scores_batch", "brute_force_scores", "window_classes"]
+__all__ = ["brute_force_scores", "published_scores", "published_scores_batch", "window_classes"]
 
 
 def _pads(patch_size: int) -> tuple[int, int]:
@@ -170,7 +170,7 @@ def brute_force_scores(
         query = query[0]
     dtype = train.dtype
     query = query.to(dtype)
-    n_items, channels, height, width = train.shape
+    n_items, _, height, width = train.shape
     p = patch_size
     lo, hi = _pads(p)
     pad = (lo, hi, lo, hi)
