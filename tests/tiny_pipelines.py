@@ -123,7 +123,10 @@ def _tiny_clip_config(**extra) -> CLIPTextConfig:
     )
 
 
-def _tiny_sd_vae() -> AutoencoderKL:
+def tiny_vae(seed: int | None = None) -> AutoencoderKL:
+    """The tiny Stable Diffusion VAE: RGB -> 4 latent channels, downsampling by 2 (seeded when given)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     return AutoencoderKL(
         block_out_channels=[32, 64],
         in_channels=3,
@@ -165,7 +168,7 @@ def tiny_sd_pipeline(scheduler=None, seed: int = 0) -> StableDiffusionPipeline:
         norm_num_groups=32,
     ).eval()
     torch.manual_seed(seed)
-    vae = _tiny_sd_vae()
+    vae = tiny_vae()
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(_tiny_clip_config()).eval()
     pipe = StableDiffusionPipeline(

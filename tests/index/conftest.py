@@ -49,20 +49,9 @@ def digits_folder(tmp_path: Path, digits) -> Path:
 def make_vae() -> Callable[[int], torch.nn.Module]:
     """A function ``seed -> tiny AutoencoderKL`` (3 -> 4 channels, downsampling by 2)."""
 
-    def make(seed: int) -> torch.nn.Module:
-        from diffusers import AutoencoderKL
+    from tiny_pipelines import tiny_vae
 
-        torch.manual_seed(seed)
-        return AutoencoderKL(
-            block_out_channels=[32, 64],
-            in_channels=3,
-            out_channels=3,
-            down_block_types=["DownEncoderBlock2D"] * 2,
-            up_block_types=["UpDecoderBlock2D"] * 2,
-            latent_channels=4,
-        )
-
-    return make
+    return tiny_vae
 
 
 @pytest.fixture(autouse=True)
