@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -126,12 +127,15 @@ class AttributedPipeline:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped pipeline with the same arguments and attribute every image."""
-        with TrajectoryRecorder(self.pipe, unpack=_unpacker(self.pipe, kwargs)) as recorder:
+        recorder = None  # renoise mode noises the finished images again: no states are recorded
+        if self.config.mode == "trajectory":  # only the state nearest each level is kept
+            recorder = TrajectoryRecorder(self.pipe, unpack=_unpacker(self.pipe, kwargs), nearest=self.levels)
+        with recorder or nullcontext():
             output = self.pipe(*args, **kwargs)
         images = output[0] if isinstance(output, tuple) else output.images
         latent_output = kwargs.get("output_type") == "latent"
         pictures = [None] * len(images) if latent_output else as_pil_images(images)
-        if self.config.mode == "renoise":
+        if recorder is None:
             x0 = images if latent_output else self.attributor.encode_images(pictures)
             attributions = self.attributor.renoise(torch.as_tensor(x0).float().cpu(), self.levels, pictures)
         else:

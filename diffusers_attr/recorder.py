@@ -43,10 +43,11 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import torch
 
+from .levels import vp_noise_level
 from .noise import NoiseSchedule, noise_schedule
 
 StepSelector = Union[None, Iterable[int], Callable[[int, float, float], bool]]
@@ -107,6 +108,9 @@ class TrajectoryRecorder:
             ``timestep`` and ``sample``).
         select: which denoising steps to keep: None (all), a collection of step indices, or a callable
             ``(step_index, timestep, sigma) -> bool``. Unkept steps are counted but not copied.
+        nearest: noise levels ``nu = sigma / sqrt(alpha^2 + sigma^2)`` in (0, 1); when given, each
+            generation keeps only the selected state closest in ``nu`` to each level (the first of a
+            tie), so memory holds ``len(nearest)`` states per generation instead of every step.
         device: where recorded tensors go (default CPU); they are always detached float32 copies.
         unpack: optional callable turning the raw sample into ``[B, C, H, W]`` (packed latents).
 
@@ -133,6 +137,7 @@ class TrajectoryRecorder:
         select: StepSelector = None,
         device: torch.device | str = "cpu",
         unpack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        nearest: Sequence[float] | None = None,
     ):
         if getattr(pipe, "scheduler", None) is None:
             raise ValueError(f"pipe must have a `scheduler`; got a {type(pipe).__name__} without one")
@@ -142,6 +147,8 @@ class TrajectoryRecorder:
         self._keep = _step_predicate(select)
         self.device = torch.device(device)
         self.unpack = unpack
+        self._targets = _check_levels(nearest)
+        self._closest: dict[int, list[tuple[float, RecordedState] | None]] = {}
         self.states: list[RecordedState] = []
         self.schedule: NoiseSchedule | None = None
         self.num_steps = 0
@@ -164,6 +171,7 @@ class TrajectoryRecorder:
                 f"{type(scheduler).__name__}.step has no `timestep` and `sample` parameters to record"
             )
         self.states, self.num_steps, self._generation, self._timesteps = [], 0, -1, None
+        self._closest = {}
         self._scheduler = scheduler
         self._saved_step = vars(scheduler).get("step", _NO_INSTANCE_STEP)
         original_step = scheduler.step
@@ -212,15 +220,52 @@ class TrajectoryRecorder:
         timestep = float(timestep)
         if not self._keep(step_index, timestep, sigma):
             return
+        closer = self._closer_targets(vp_noise_level(alpha, sigma))
+        if self._targets is not None and not closer:
+            return
         raw = sample.detach().to(device=self.device, dtype=torch.float32, copy=True)
-        self.states.append(
-            RecordedState(
-                step_index=step_index,
-                timestep=timestep,
-                alpha=alpha,
-                sigma=sigma,
-                raw=raw,
-                sample=self.unpack(raw) if self.unpack is not None else raw,
-                generation=self._generation,
-            )
+        state = RecordedState(
+            step_index=step_index,
+            timestep=timestep,
+            alpha=alpha,
+            sigma=sigma,
+            raw=raw,
+            sample=self.unpack(raw) if self.unpack is not None else raw,
+            generation=self._generation,
         )
+        if self._targets is None:
+            self.states.append(state)
+        else:
+            self._retain(state, closer)
+
+    # -- nearest-level retention -----------------------------------------------------------------------
+
+    def _closer_targets(self, level: float) -> list[tuple[int, float]]:
+        """The targets this level is strictly closer to than the state kept for them so far."""
+        if self._targets is None:
+            return []
+        kept = self._closest.setdefault(self._generation, [None] * len(self._targets))
+        distances = [(j, abs(level - target)) for j, target in enumerate(self._targets)]
+        return [(j, d) for j, d in distances if kept[j] is None or d < kept[j][0]]
+
+    def _retain(self, state: RecordedState, closer: list[tuple[int, float]]) -> None:
+        kept = self._closest[state.generation]
+        for j, distance in closer:
+            kept[j] = (distance, state)
+        unique = {id(s): s for entries in self._closest.values() for _, s in filter(None, entries)}
+        self.states = sorted(unique.values(), key=lambda s: (s.generation, s.step_index))
+
+
+def _check_levels(levels: Sequence[float] | None) -> list[float] | None:
+    if levels is None:
+        return None
+    try:
+        targets = [float(level) for level in levels]
+    except (TypeError, ValueError):
+        raise ValueError(f"nearest={levels!r} must be a sequence of noise levels in (0, 1)") from None
+    if not targets or not all(0.0 < t < 1.0 for t in targets):
+        raise ValueError(
+            f"nearest={levels!r} must be a non-empty sequence of VP noise levels nu in (0, 1) "
+            "(see diffusers_attr.levels.vp_noise_level)"
+        )
+    return targets

@@ -10,6 +10,8 @@ from PIL import Image
 
 from diffusers_attr import AttributedPipeline, Attribution, AttributionIndex, read_attribution
 from diffusers_attr.index import SpaceMismatchError
+from diffusers_attr.levels import nearest_steps, vp_noise_level
+from diffusers_attr.recorder import TrajectoryRecorder
 from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_flux_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
 
 
@@ -102,6 +104,23 @@ def test_saved_png_round_trips_metadata_and_arrays(tmp_path):
         assert path.with_name(f"{path.stem}.collage.png").exists()
         assert path.with_name(f"{path.stem}.attribution.json").exists()
     assert [p.name for p in output.save(tmp_path)] == ["image-002.png", "image-003.png"]  # nothing overwritten
+
+
+def test_trajectory_mode_attributes_the_recorded_states_nearest_each_level():
+    pipe = tiny_ddpm_pipeline()
+    with TrajectoryRecorder(pipe) as everything:
+        pipe(num_inference_steps=20, generator=torch.Generator().manual_seed(2))
+    wrapped = AttributedPipeline(pipe, pixel_index(), patch_size=3, timesteps=[100, 200, 300, 310], progress=False)
+    output = wrapped(num_inference_steps=20, generator=torch.Generator().manual_seed(2))
+
+    recorded = [vp_noise_level(s.alpha, s.sigma) for s in everything.states]
+    expected = [everything.states[i] for i in nearest_steps(recorded, wrapped.levels)]
+    assert [level.step for level in output.attributions[0].levels] == [s.step_index for s in expected]
+    assert len(expected) == 3  # t=300 and t=310 share a step
+    direct = wrapped.attributor.attribute(
+        torch.stack([s.sample for s in expected]), output.attributions[0].levels, [None]
+    )
+    torch.testing.assert_close(output.attributions[0].scores, direct[0].scores)
 
 
 def test_renoise_mode_and_attribute_images_agree():

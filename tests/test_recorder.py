@@ -23,6 +23,7 @@ from tiny_pipelines import (
     tiny_sd_pipeline,
 )
 
+from diffusers_attr.levels import nearest_steps, vp_noise_level
 from diffusers_attr.noise import noise_schedule
 from diffusers_attr.recorder import RecordedState, TrajectoryRecorder
 
@@ -166,6 +167,41 @@ def test_select_by_index_and_by_noise_level():
     with TrajectoryRecorder(pipe, select=lambda step_index, timestep, sigma: False) as none:
         run_ddpm(pipe)
     assert none.states == [] and none.num_steps == STEPS
+
+
+def test_nearest_keeps_only_the_closest_state_per_level_and_generation():
+    pipe = tiny_ddpm_pipeline()
+
+    def two_generations():
+        for seed in (0, 1):
+            pipe(num_inference_steps=10, generator=generator(seed), output_type="pt")
+
+    with TrajectoryRecorder(pipe) as everything:
+        two_generations()
+    levels = [vp_noise_level(s.alpha, s.sigma) for s in everything.states[:10]]
+    targets = [0.3, levels[4] + 1e-6, 0.31, 0.99]
+    with TrajectoryRecorder(pipe, nearest=targets) as nearest:
+        two_generations()
+
+    expected = sorted(set(nearest_steps(levels, targets)))
+    assert [(s.generation, s.step_index) for s in nearest.states] == [(g, i) for g in (0, 1) for i in expected]
+    for state in nearest.states:
+        full = everything.states[10 * state.generation + state.step_index]
+        assert torch.equal(state.sample, full.sample) and state.timestep == full.timestep
+    assert nearest.num_steps == 10 and len(expected) < 4
+
+
+def test_nearest_combines_with_select():
+    pipe = tiny_ddpm_pipeline()
+    with TrajectoryRecorder(pipe, select=lambda step_index, timestep, sigma: step_index > 0, nearest=[0.999]) as recorder:
+        run_ddpm(pipe)
+    assert [s.step_index for s in recorder.states] == [1]
+
+
+@pytest.mark.parametrize("nearest", [[], [0.0], [1.5], "low", [None]])
+def test_invalid_nearest_levels_are_rejected(nearest):
+    with pytest.raises(ValueError, match="nearest"):
+        TrajectoryRecorder(tiny_ddpm_pipeline(), nearest=nearest)
 
 
 @pytest.mark.parametrize("select", [[-1], [0.5], "all", 3])
