@@ -41,6 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import write_docs_section  # noqa: E402
 from diffusers_attr.eval import diffusion_losses, finished_subsets, subset_masks, timestep_grid, train_subset_models  # noqa: E402
 from diffusers_attr.training import digits_split, train_ddpm  # noqa: E402
 
@@ -202,7 +203,6 @@ def phase_train(args) -> None:
 # --------------------------------------------------------------------------- scoring
 DOCS = ROOT / "docs" / "evaluation.md"
 JSON_OUT = RESULTS / "lds_digits.json"
-TABLE_START, TABLE_END = "<!-- lds-tables:start -->", "<!-- lds-tables:end -->"
 GRID_T = (50, 100, 200, 300, 500, 700)  # renoise levels (DDPM training timesteps, cosine schedule)
 GRID_P = (3, 5, 7, 9, 11, 13, 15)
 DEFAULT_T = (100, 200, 300)  # the product's default levels
@@ -473,12 +473,8 @@ def phase_score(args) -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     md = tables_markdown(results, meta, n_subsets, seconds)
-    if DOCS.is_file() and args.write_docs:
-        text = DOCS.read_text()
-        if TABLE_START in text and TABLE_END in text:
-            head, rest = text.split(TABLE_START, 1)
-            _, tail = rest.split(TABLE_END, 1)
-            DOCS.write_text(head + TABLE_START + "\n" + md + TABLE_END + tail)
+    if args.write_docs:
+        write_docs_section("lds-tables", md, DOCS)
     print(md)
 
 
