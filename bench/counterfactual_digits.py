@@ -27,7 +27,8 @@ is balanced.
     python bench/counterfactual_digits.py --report              # statistics, figure, docs section only
 
 ``--report`` trains nothing: it regenerates any image a run did not store (from the kept model, which
-also checks that sampling is deterministic), then writes the per-method statistics (mean L2 with a
+also checks that sampling is deterministic) and keeps the originals and NDA's top items beside the runs
+in the JSON (so later reports need nothing from the work dir), then writes the per-method statistics (mean L2 with a
 bootstrap interval over samples, paired comparison with the random control and a sign test), the
 figure ``docs/images/counterfactual_digits.png`` and the table between the ``counterfactual`` markers
 of ``docs/evaluation.md``. It runs automatically at the end of a complete run.
@@ -182,6 +183,7 @@ def regenerate(folder: Path, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- report
+FIGURE_TOP = 4  # NDA's top training images shown per sample
 
 
 def report(args, cf: Path, train) -> int:
@@ -192,22 +194,25 @@ def report(args, cf: Path, train) -> int:
     if key not in results or not results[key]["runs"]:
         raise SystemExit(f"no finished runs for {key} in {out_path}; run without --report first")
     runs = results[key]
-    orig = torch.load(cf / f"originals_seed{args.seed}_n{args.samples}.pt")
+    if "originals" not in runs:  # kept beside the runs, so the report needs nothing from the work dir
+        orig = torch.load(cf / f"originals_seed{args.seed}_n{args.samples}.pt")
+        scores = torch.load(cf / f"scores_seed{args.seed}_n{args.samples}_{runs['baseline']}.pt")
+        runs["originals"] = np.round(orig["x0"][:, 0].numpy(), 5).tolist()
+        runs["nda_top"] = scores["nda"].topk(FIGURE_TOP, dim=1).indices.tolist()
+    originals = np.array(runs["originals"], dtype=np.float32)
     for run in runs["runs"]:
         if "image" not in run:  # runs from before images were stored: the kept model regenerates it
             x_new = regenerate(model_folder(cf, run["method"], run["baseline"] or runs["baseline"], run["sample"]),
                                args.seed + run["sample"])
-            again = float(np.linalg.norm(x_new - orig["x0"][run["sample"], 0].numpy()))
+            again = float(np.linalg.norm(x_new - originals[run["sample"]]))
             if abs(again - run["l2"]) > 1e-3:
                 raise SystemExit(f"sample {run['sample']} {run['method']}: regenerated L2 {again:.4f} != stored "
                                  f"{run['l2']:.4f}; sampling is not deterministic on this machine")
             run["image"] = np.round(x_new, 5).tolist()
-    out_path.write_text(json.dumps(results, indent=1) + "\n")
     stats = statistics(runs["runs"])
     runs["statistics"] = stats
     out_path.write_text(json.dumps(results, indent=1) + "\n")
-    scores = torch.load(cf / f"scores_seed{args.seed}_n{args.samples}_{runs['baseline']}.pt")
-    draw_figure(runs, orig["x0"][:, 0].numpy(), train.images[:, 0].numpy(), scores["nda"], FIGURE)
+    draw_figure(runs, originals, train.images[:, 0].numpy(), runs["nda_top"], FIGURE)
     write_docs_section("counterfactual", markdown(stats, runs), DOCS)
     log(f"report: {len(runs['runs'])} runs -> {FIGURE.relative_to(ROOT)}, {DOCS.relative_to(ROOT)}")
     return 0
@@ -285,10 +290,9 @@ def markdown(stats: dict, runs: dict) -> str:
     return "\n".join(lines)
 
 
-def draw_figure(runs: dict, originals: np.ndarray, train: np.ndarray, nda_scores: torch.Tensor, path: Path,
-                top: int = 4) -> None:
+def draw_figure(runs: dict, originals: np.ndarray, train: np.ndarray, nda_top: list[list[int]], path: Path) -> None:
     """One row per sample: the original, the regeneration after each removal (with its L2), and NDA's
-    ``top`` highest-scoring training images (the first of the 100 it removed)."""
+    highest-scoring training images (``nda_top[sample]``: the first of the 100 it removed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -298,6 +302,7 @@ def draw_figure(runs: dict, originals: np.ndarray, train: np.ndarray, nda_scores
     by = {(r["method"], r["sample"]): r for r in runs["runs"]}
     samples = sorted({r["sample"] for r in runs["runs"]})
     methods = methods_run(runs)
+    top = len(nda_top[0])
     columns = 1 + len(methods) + top
     fig, axes = plt.subplots(len(samples), columns, figsize=(1.25 * columns, 1.35 * len(samples) + 0.5), squeeze=False)
     titles = ["original"] + [method_label(m, baseline).replace(" (product default)", "") + "\nremoved" for m in methods]
@@ -307,7 +312,7 @@ def draw_figure(runs: dict, originals: np.ndarray, train: np.ndarray, nda_scores
         for m in methods:
             run = by.get((m, i))
             panels.append((np.array(run["image"]) if run else None, f"L2 {run['l2']:.2f}" if run else "not run"))
-        panels += [(train[k], f"#{k}") for k in nda_scores[i].topk(top).indices.tolist()]
+        panels += [(train[k], f"#{k}") for k in nda_top[i]]
         panels += [(None, "")] * (columns - len(panels))
         for col, (image, label) in enumerate(panels):
             ax = axes[row, col]
