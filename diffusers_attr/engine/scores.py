@@ -10,11 +10,12 @@ recomputes them chunk by chunk. Either way peak memory is set by the budget, nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from .distributed import all_log_add, check_process_group
 from .logits import ScalePlan, chunk_log_mass, plan_scale
 from .maps import DominantTracker, NDAMaps, item_maps
 from .source import TrainingSource
@@ -97,6 +98,7 @@ def nda_attribute(
     shared_maps: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    process_group: Any = None,
 ) -> NDAResult:
     """Attribution scores of noisy queries to training items, optionally with spatial maps.
 
@@ -113,6 +115,10 @@ def nda_attribute(
             every query (for queries that are several noise levels of one image).
         memory_budget: bytes for the engine's temporaries; sets the training chunk size.
         progress: show tqdm progress bars over the training set.
+        process_group: a ``torch.distributed`` process group (e.g. ``torch.distributed.group.WORLD``)
+            whose processes each hold one shard of the training set as ``train`` and the same queries:
+            the softmax runs over all shards, and each process gets the scores of its own shard
+            (assemble them with :func:`~diffusers_attr.engine.distributed.gather_scores`). Scores only.
 
     Returns:
         ``NDAResult`` with ``scores [B, N]`` (computed in float64 for float64 queries, else float32)
@@ -128,7 +134,7 @@ def nda_attribute(
         (torch.Size([2, 10]), torch.Size([2, 2, 8, 8]))
     """
     check_queries(queries)
-    source = as_source(train, queries)
+    source = as_source(train, queries, allow_empty=process_group is not None)
     batch, _, height, width = queries.shape
     specs = resolve_scales(scales, patch_size, height, width)
     topk = check_topk(topk)
@@ -136,6 +142,8 @@ def nda_attribute(
     sigma_b = coefficients(sigma, "sigma", batch)
     if map_items is not None and (map_items.dim() != 2 or map_items.shape[0] != batch):
         raise ValueError(f"map_items must be a LongTensor [B={batch}, M]; got {tuple(map_items.shape)}")
+    want_maps = maps is not None or map_items is not None
+    check_process_group(process_group, want_maps)
 
     dtype = torch.float64 if queries.dtype == torch.float64 else torch.float32
     x = queries.detach().to(dtype)
@@ -155,6 +163,8 @@ def nda_attribute(
             out = cache[i, :, :, start:stop] if cache is not None else None
             _, normaliser = chunk_log_mass(plan, chunk, topk, out=out)
             normalisers[i] = log_add(normalisers[i], normaliser)
+    if process_group is not None:  # the other shards' mass joins every window's normaliser
+        normalisers = [all_log_add(normaliser, process_group) for normaliser in normalisers]
 
     def mass_chunks() -> Iterator[tuple[int, list[torch.Tensor]]]:
         if cache is not None:
@@ -163,7 +173,6 @@ def nda_attribute(
         for start, chunk in _chunks(source, chunk_size, x, progress, "attribution (pass 2)"):
             yield start, [chunk_log_mass(plan, chunk, topk)[0] for plan in plans]
 
-    want_maps = maps is not None or map_items is not None
     tracker = DominantTracker(batch, positions, x) if want_maps else None
     scores = x.new_zeros(batch, total)
     for start, masses in mass_chunks():
@@ -209,10 +218,12 @@ def nda_scores(
     scales: Sequence[ScaleSpec] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    process_group: Any = None,
 ) -> torch.Tensor:
     """Attribution scores ``[B, N]`` of noisy queries to training items (DESIGN.md §2).
 
-    Same parameters as :func:`nda_attribute` without the maps; larger score = more influence.
+    Same parameters as :func:`nda_attribute` without the maps; larger score = more influence. With
+    ``process_group`` each process passes its shard of the training set and gets that shard's scores.
 
     Example:
         >>> import torch
@@ -224,5 +235,5 @@ def nda_scores(
     """
     return nda_attribute(
         queries, train, alpha=alpha, sigma=sigma, patch_size=patch_size, topk=topk,
-        scales=scales, memory_budget=memory_budget, progress=progress,
+        scales=scales, memory_budget=memory_budget, progress=progress, process_group=process_group,
     ).scores

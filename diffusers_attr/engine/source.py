@@ -54,3 +54,40 @@ class TensorSource:
 
     def gather(self, indices: list[int]) -> torch.Tensor:
         return self.items[torch.as_tensor(indices, dtype=torch.long, device=self.items.device)]
+
+
+class SourceShard:
+    """A :class:`TrainingSource` over the contiguous items ``start:stop`` of another source, read
+    through its ``gather`` (an ``AttributionIndex`` reads only those items from disk)."""
+
+    def __init__(self, source: TrainingSource, start: int, stop: int):
+        if not 0 <= start <= stop <= len(source):
+            raise ValueError(f"shard {start}:{stop} is not within the {len(source)} items of the source")
+        self.source, self.start, self.stop = source, start, stop
+        parent_ids = getattr(source, "ids", None)
+        self.ids = list(parent_ids[start:stop]) if parent_ids is not None else None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        return tuple(self.source.item_shape)  # type: ignore[return-value]
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[torch.Tensor]:
+        for first in range(self.start, self.stop, chunk_size):
+            yield self.source.gather(list(range(first, min(first + chunk_size, self.stop))))
+
+    def gather(self, indices: list[int]) -> torch.Tensor:
+        return self.source.gather([self.start + int(i) for i in indices])
+
+
+def shard(train: torch.Tensor | TrainingSource, rank: int, world_size: int) -> SourceShard:
+    """Process ``rank``'s contiguous share of ``train`` when ``world_size`` processes split it (sizes
+    differ by at most one item; shards follow the rank order, so concatenating them in rank order
+    gives the whole set back). For sharded scoring with ``nda_scores(..., process_group=...)``."""
+    if not (isinstance(world_size, int) and isinstance(rank, int) and 0 <= rank < world_size):
+        raise ValueError(f"need 0 <= rank < world_size; got rank={rank!r}, world_size={world_size!r}")
+    source = TensorSource(train) if isinstance(train, torch.Tensor) else train
+    total = len(source)
+    return SourceShard(source, total * rank // world_size, total * (rank + 1) // world_size)

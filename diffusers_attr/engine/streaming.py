@@ -1,5 +1,6 @@
-"""Exact streaming log-sum-exp: the merge step that combines training-set chunks (and later index
-shards held by other processes) into one softmax normaliser without ever holding all logits."""
+"""Exact streaming log-sum-exp: the merge step that combines training-set chunks into one softmax
+normaliser without ever holding all logits (``distributed.all_log_add`` is the same merge across
+processes)."""
 
 from __future__ import annotations
 

@@ -27,14 +27,15 @@ def check_queries(queries: torch.Tensor) -> None:
         raise ValueError(f"queries contain NaN or inf (rows {rows}); check the recorded states")
 
 
-def as_source(train: torch.Tensor | TrainingSource, queries: torch.Tensor) -> TrainingSource:
-    """Wrap ``train`` as a :class:`TrainingSource` and check it matches the queries' space."""
+def as_source(train: torch.Tensor | TrainingSource, queries: torch.Tensor, allow_empty: bool = False) -> TrainingSource:
+    """Wrap ``train`` as a :class:`TrainingSource` and check it matches the queries' space (empty only
+    when ``allow_empty``: one process's shard of a set split over more processes than items)."""
     source = TensorSource(train) if isinstance(train, torch.Tensor) else train
     if not isinstance(source, TrainingSource):
         raise TypeError(
             f"train must be a tensor [N, C, H, W] or an AttributionIndex; got {type(train).__name__}"
         )
-    if len(source) == 0:
+    if len(source) == 0 and not allow_empty:
         raise ValueError("the training set is empty; build the index from at least one image")
     query_shape = tuple(queries.shape[1:])
     if tuple(source.item_shape) != query_shape:
