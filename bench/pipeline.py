@@ -47,7 +47,7 @@ def measure(images: int, steps: int, repeats: int, patch_size: int) -> dict:
         target(batch_size=images, num_inference_steps=steps, generator=torch.Generator().manual_seed(0))
 
     def recorded() -> None:
-        with TrajectoryRecorder(pipe):
+        with TrajectoryRecorder(pipe, nearest=wrapped.levels):  # what the wrapper records
             call(pipe)
 
     call(wrapped)  # warm-up
