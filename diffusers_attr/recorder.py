@@ -220,9 +220,11 @@ class TrajectoryRecorder:
         timestep = float(timestep)
         if not self._keep(step_index, timestep, sigma):
             return
-        closer = self._closer_targets(vp_noise_level(alpha, sigma))
-        if self._targets is not None and not closer:
-            return
+        closer = None
+        if self._targets is not None:
+            closer = self._closer_targets(vp_noise_level(alpha, sigma))
+            if not closer:
+                return  # not nearer to any level than a state already kept
         raw = sample.detach().to(device=self.device, dtype=torch.float32, copy=True)
         state = RecordedState(
             step_index=step_index,
@@ -233,7 +235,7 @@ class TrajectoryRecorder:
             sample=self.unpack(raw) if self.unpack is not None else raw,
             generation=self._generation,
         )
-        if self._targets is None:
+        if closer is None:
             self.states.append(state)
         else:
             self._retain(state, closer)
@@ -241,9 +243,8 @@ class TrajectoryRecorder:
     # -- nearest-level retention -----------------------------------------------------------------------
 
     def _closer_targets(self, level: float) -> list[tuple[int, float]]:
-        """The targets this level is strictly closer to than the state kept for them so far."""
-        if self._targets is None:
-            return []
+        """``(target, distance)`` for the targets this level is strictly closer to than the state kept
+        for them so far in this generation."""
         kept = self._closest.setdefault(self._generation, [None] * len(self._targets))
         distances = [(j, abs(level - target)) for j, target in enumerate(self._targets)]
         return [(j, d) for j, d in distances if kept[j] is None or d < kept[j][0]]
