@@ -48,6 +48,8 @@ class DominantTracker:
 
     def update(self, shares: torch.Tensor, start: int) -> None:
         """Fold in ``shares [B, P, n]`` of items ``start .. start + n - 1``."""
+        if shares.shape[-1] == 0:  # an empty shard of a sharded set
+            return
         value, index = shares.max(dim=-1)
         better = value > self.best
         self.best = torch.where(better, value, self.best)

@@ -15,7 +15,14 @@ from typing import Any, Iterator, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .distributed import all_log_add, check_process_group
+from .distributed import (
+    all_log_add,
+    check_process_group,
+    gather_scores,
+    merge_dominant,
+    shard_offset,
+    sharded_item_maps,
+)
 from .logits import ScalePlan, chunk_log_mass, plan_scale
 from .maps import DominantTracker, NDAMaps, item_maps
 from .source import TrainingSource
@@ -116,9 +123,11 @@ def nda_attribute(
         memory_budget: bytes for the engine's temporaries; sets the training chunk size.
         progress: show tqdm progress bars over the training set.
         process_group: a ``torch.distributed`` process group (e.g. ``torch.distributed.group.WORLD``)
-            whose processes each hold one shard of the training set as ``train`` and the same queries:
-            the softmax runs over all shards, and each process gets the scores of its own shard
-            (assemble them with :func:`~diffusers_attr.engine.distributed.gather_scores`). Scores only.
+            whose processes each hold one shard of the training set as ``train`` (shards in rank order,
+            see :func:`~diffusers_attr.engine.source.shard`) and the same queries: the softmax runs
+            over all shards, and each process gets the scores of its own shard (assemble them with
+            :func:`~diffusers_attr.engine.distributed.gather_scores`). Maps, when asked for, are of
+            the whole set, with global item indices, on every process.
 
     Returns:
         ``NDAResult`` with ``scores [B, N]`` (computed in float64 for float64 queries, else float32)
@@ -143,7 +152,7 @@ def nda_attribute(
     if map_items is not None and (map_items.dim() != 2 or map_items.shape[0] != batch):
         raise ValueError(f"map_items must be a LongTensor [B={batch}, M]; got {tuple(map_items.shape)}")
     want_maps = maps is not None or map_items is not None
-    check_process_group(process_group, want_maps)
+    check_process_group(process_group)
 
     dtype = torch.float64 if queries.dtype == torch.float64 else torch.float32
     x = queries.detach().to(dtype)
@@ -174,6 +183,7 @@ def nda_attribute(
             yield start, [chunk_log_mass(plan, chunk, topk)[0] for plan in plans]
 
     tracker = DominantTracker(batch, positions, x) if want_maps else None
+    offset = shard_offset(total, x.device, process_group) if want_maps and process_group is not None else 0
     scores = x.new_zeros(batch, total)
     for start, masses in mass_chunks():
         shares = sum(
@@ -182,18 +192,27 @@ def nda_attribute(
         )
         scores[:, start : start + shares.shape[-1]] = shares.sum(1)
         if tracker is not None:
-            tracker.update(shares, start)
+            tracker.update(shares, offset + start)
     if tracker is None:
         return NDAResult(scores)
 
+    every_score = scores
+    if process_group is not None:
+        tracker.best, tracker.index = merge_dominant(tracker.best, tracker.index, process_group)
+        every_score = gather_scores(scores, process_group)
     if map_items is None:
-        count = min(int(maps), total)  # type: ignore[arg-type]
-        ranked = scores.mean(0, keepdim=True) if shared_maps else scores
+        count = min(int(maps), every_score.shape[1])  # type: ignore[arg-type]
+        ranked = every_score.mean(0, keepdim=True) if shared_maps else every_score
         map_items = ranked.topk(count, dim=1).indices.expand(batch, count)
     map_items = map_items.to(device=x.device, dtype=torch.long)
-    query_maps, source_maps = item_maps(
-        plans, normalisers, source, map_items, topk, (height, width)
-    )
+    if process_group is None:
+        query_maps, source_maps = item_maps(plans, normalisers, source, map_items, topk, (height, width))
+    else:
+        if map_items.numel() and not 0 <= int(map_items.min()) <= int(map_items.max()) < every_score.shape[1]:
+            raise IndexError(f"map_items must lie in [0, {every_score.shape[1]}) (the whole sharded set)")
+        query_maps, source_maps = sharded_item_maps(
+            plans, normalisers, source, map_items, offset, topk, (height, width), process_group
+        )
     total_weight = sum(spec.weight for spec in specs)
     return NDAResult(
         scores,

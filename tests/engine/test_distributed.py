@@ -1,4 +1,4 @@
-"""Sharded scoring over real torch.distributed processes (gloo on CPU) against the float64 oracle."""
+"""Sharded scoring and maps over real torch.distributed processes (gloo on CPU) against the float64 oracle."""
 
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ def sharded_worker(rank: int, world: int, init_file: str, out_dir: str, case: st
     try:
         settings = CASES[case]
         train, queries, alpha, sigma = shared_problem(settings["items"], settings["index"])
-        local = nda_scores(
-            queries, shard(train, rank, world), alpha=alpha, sigma=sigma, scales=settings["scales"],
-            topk=settings["topk"], process_group=dist.group.WORLD,
-        )
-        torch.save({"local": local, "full": gather_scores(local)}, Path(out_dir) / f"rank{rank}.pt")
+        mine = shard(train, rank, world)
+        common = dict(alpha=alpha, sigma=sigma, scales=settings["scales"], topk=settings["topk"],
+                      process_group=dist.group.WORLD)
+        local = nda_scores(queries, mine, **common)
+        mapped = nda_attribute(queries, mine, maps=2, **common)
+        torch.save({"local": local, "full": gather_scores(local), "maps": mapped.maps, "mapped_scores": mapped.scores},
+                   Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -55,12 +57,20 @@ def test_sharded_scores_match_the_oracle_over_the_whole_set(case, tmp_path):
 
     train, queries, alpha, sigma = shared_problem(settings["items"], settings["index"])
     items = train[:] if settings["index"] else train
-    expected = oracle(queries, items, alpha, sigma, settings["scales"], settings["topk"])["scores"]
+    expected_scores = oracle(queries, items, alpha, sigma, settings["scales"], settings["topk"])["scores"]
+    map_items = torch.as_tensor(expected_scores).topk(2, dim=1).indices
+    expected = oracle(queries, items, alpha, sigma, settings["scales"], settings["topk"], map_items.numpy())
     for rank in range(world):
-        result = torch.load(tmp_path / f"rank{rank}.pt")
-        assert_rel(result["full"], expected)
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        assert_rel(result["full"], expected_scores)
         mine = shard(train, rank, world)
-        assert_rel(result["local"], expected[:, mine.start : mine.stop])
+        assert_rel(result["local"], expected_scores[:, mine.start : mine.stop])
+        assert_rel(result["mapped_scores"], expected_scores[:, mine.start : mine.stop])
+        maps = result["maps"]  # the whole set's maps, with global indices, on every process
+        assert torch.equal(maps.items, map_items)
+        assert_rel(maps.query_maps, expected["query_maps"])
+        assert_rel(maps.source_maps, expected["source_maps"])
+        assert torch.equal(maps.dominant_source, torch.as_tensor(expected["dominant"]))
 
 
 def test_shards_cover_the_set_in_rank_order():
@@ -80,13 +90,17 @@ def test_process_group_needs_an_initialised_torch_distributed():
         nda_scores(queries, train, alpha=alpha, sigma=sigma, patch_size=3, process_group=object())
 
 
-def test_maps_are_refused_for_sharded_sets(tmp_path):
+def test_one_process_group_gives_the_unsharded_result(tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
     try:
         train, queries, alpha, sigma = shared_problem(3)
-        with pytest.raises(ValueError, match="map_items"):
-            nda_attribute(queries, train, alpha=alpha, sigma=sigma, patch_size=3, maps=2, process_group=dist.group.WORLD)
-        alone = nda_scores(queries, train, alpha=alpha, sigma=sigma, patch_size=3, process_group=dist.group.WORLD)
-        torch.testing.assert_close(alone, nda_scores(queries, train, alpha=alpha, sigma=sigma, patch_size=3))
+        common = dict(alpha=alpha, sigma=sigma, patch_size=3, maps=2)
+        alone = nda_attribute(queries, train, process_group=dist.group.WORLD, **common)
+        plain = nda_attribute(queries, train, **common)
+        torch.testing.assert_close(alone.scores, plain.scores)
+        torch.testing.assert_close(alone.maps.query_maps, plain.maps.query_maps)
+        with pytest.raises(IndexError, match="map_items"):
+            nda_attribute(queries, train, alpha=alpha, sigma=sigma, patch_size=3,
+                          map_items=torch.tensor([[0, 3], [1, 2]]), process_group=dist.group.WORLD)
     finally:
         dist.destroy_process_group()
