@@ -1,9 +1,14 @@
-"""Small text formatters shared by the model card and the HTML reports."""
+"""Small text formatters and the file writer shared by the model card and the HTML reports."""
 
 from __future__ import annotations
 
 import html
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from .._version import __version__
 
 
 def escape(value: Any) -> str:
@@ -25,3 +30,32 @@ def percent(share: float | None) -> str:
 def ratio(value: float) -> str:
     """A dominance ratio such as ``4.2x`` (``no runner-up`` when infinite)."""
     return "no runner-up" if value == float("inf") else f"{value:.1f}x"
+
+
+def html_head(title: str, css: str) -> str:
+    """The start of a self-contained report page: doctype, ``<head>`` with the generator tag, the title
+    and the inline ``css``."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="diffusers-attr {escape(__version__)}">
+<title>{escape(title)}</title>
+<style>{css}</style>
+</head>"""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed into place, so a reader never
+    sees a half-written file and a failure leaves the old file (or none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

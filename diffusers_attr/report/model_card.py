@@ -13,13 +13,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from .aggregate import AttributionSummary, ItemStats
-from .formatting import percent, ratio
+from .formatting import percent, ratio, write_text_atomic
 
 BEGIN = "<!-- diffusers-attr:attribution:begin -->"
 END = "<!-- diffusers-attr:attribution:end -->"
@@ -38,7 +38,7 @@ def card_metadata(summary: AttributionSummary, *, items: int = 10, flags: int = 
     """The ``attribution`` block of the card's YAML metadata: a compact, machine-readable summary."""
     block: dict[str, Any] = {
         "method": METHOD,
-        "tool": f"diffusers-attr {_version()}",
+        "tool": f"diffusers-attr {__version__}",
         "generated": datetime.now(timezone.utc).date().isoformat(),
         "outputs": summary.outputs,
         "basis": summary.basis,
@@ -75,7 +75,7 @@ def card_section(summary: AttributionSummary, *, items: int = 20, rows: int = 15
     """The markdown section (with its markers) that :func:`write_model_card` puts into the card."""
     lines = [BEGIN, "## Training-data attribution", ""]
     lines.append(
-        f"*Written by diffusers-attr {_version()} on {datetime.now(timezone.utc).date().isoformat()} from "
+        f"*Written by diffusers-attr {__version__} on {datetime.now(timezone.utc).date().isoformat()} from "
         f"{summary.outputs:,} generated outputs with {METHOD}. Running `diffusers-attr report` again replaces "
         "this section and the `attribution` block of the metadata; the rest of the card is left as it is.*"
     )
@@ -285,21 +285,8 @@ def write_model_card(summary: AttributionSummary, path: str | os.PathLike, *, it
     else:
         body = body.rstrip("\n") + ("\n\n" if body.strip() else "") + section + "\n"
     card.text = body
-    _write_atomic(path, str(card))
+    write_text_atomic(path, str(card))
     return path
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(content)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -420,9 +407,3 @@ def _index_text(fingerprint: dict[str, Any]) -> str:
         text += f" ({space['kind']} space"
         text += f", ids sha256 {str(fingerprint['ids_sha256'])[:12]})" if fingerprint.get("ids_sha256") else ")"
     return text
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,16 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from ..provenance import SIDECAR_SUFFIX, read_attribution, read_png_metadata, sidecar_path
+from .._version import __version__
+from ..provenance import (
+    SIDECAR_SUFFIX,
+    read_attribution,
+    read_png_metadata,
+    sidecar_path,
+)
 from ..render.colormap import CATEGORICAL, OTHER_COLOUR
 from .assets import CSS, JS
-from .formatting import escape
+from .formatting import escape, html_head, write_text_atomic
 
 REPORT_NAME = "index.html"
 # Pictures written next to an image by Attribution.save: `<stem>.heatmap-3.png`, `<stem>.collage.png`, ...
@@ -183,15 +188,7 @@ def write_run_report(run_dir: str | os.PathLike, *, title: str | None = None) ->
     names = {entry.name for entry in directory.iterdir() if entry.is_file()}
     page = _page(folder, str(title), names)
     target = directory / REPORT_NAME
-    handle, partial = tempfile.mkstemp(prefix=f".{REPORT_NAME}.", suffix=".partial", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, page)
     return target
 
 
@@ -370,16 +367,7 @@ def _page(folder: RunFolder, title: str, names: set[str]) -> str:
         )
     cards = "\n".join(_card(image, names) for image in images)
     skipped = _skipped_section(folder.skipped) if folder.skipped else ""
-    version = _version()
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="diffusers-attr {escape(version)}">
-<title>{escape(title)}</title>
-<style>{CSS}</style>
-</head>
+    return f"""{html_head(title, CSS)}
 <body>
 <header class="page-head">
 <div class="inner">
@@ -401,7 +389,7 @@ which training items each image draws on, how much, and where.</p>
 {cards}
 {skipped}
 </main>
-<footer>Written by diffusers-attr {escape(version)} (nonparametric data attribution). A static page: every
+<footer>Written by diffusers-attr {escape(__version__)} (nonparametric data attribution). A static page: every
 picture is a file in this folder.</footer>
 <script>{JS}</script>
 </body>
@@ -422,14 +410,6 @@ def _index_text(index: dict[str, Any]) -> str:
 
 def _anchor(image: RunImage) -> str:
     return "img-" + re.sub(r"[^A-Za-z0-9_-]", "-", image.path.stem)
-
-
-def _version() -> str:
-    try:
-        from .. import __version__
-    except ImportError:  # the package is still initialising
-        return ""
-    return __version__
 
 
 def _card(image: RunImage, names: set[str]) -> str:

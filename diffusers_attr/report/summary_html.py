@@ -14,18 +14,18 @@ import base64
 import io
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from .._version import __version__
 from . import plots
 from .aggregate import AttributionSummary
+from .formatting import escape, html_head, percent, ratio, write_text_atomic
 from .model_card import _table_fields, method_sentences, summary_sentences
 from .near_copy import NearCopyEvidence
-from .formatting import escape, percent, ratio
 
 HTML_ITEMS = 200
 """Rows of the top-items table."""
@@ -72,16 +72,7 @@ def write_summary_html(summary: AttributionSummary, path: str | os.PathLike, *, 
         path = path / "attribution-report.html"
     title = title or "Training-data attribution report"
     page = _page(summary, title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, page)
     return path
 
 
@@ -89,8 +80,6 @@ def write_summary_html(summary: AttributionSummary, path: str | os.PathLike, *, 
 
 
 def _page(summary: AttributionSummary, title: str) -> str:
-    from .._version import __version__
-
     indexes = "; ".join(
         f"{entry['fingerprint'].get('items', '?')} items"
         + (f", {entry['fingerprint']['space'].get('kind')} space" if isinstance(entry["fingerprint"].get("space"), dict) else "")
@@ -132,15 +121,7 @@ def _page(summary: AttributionSummary, title: str) -> str:
     sentences = "".join(f"<li>{escape(sentence)}</li>" for sentence in summary_sentences(summary))
     method = "".join(f"<li>{escape(sentence)}</li>" for sentence in method_sentences(summary))
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="diffusers-attr {escape(__version__)}">
-<title>{escape(title)}</title>
-<style>{CSS}</style>
-</head>
+    return f"""{html_head(title, CSS)}
 <body>
 <header class="page-head"><div class="inner">
 <h1>{escape(title)}</h1>
