@@ -137,6 +137,24 @@ def tiny_vae(seed: int | None = None) -> AutoencoderKL:
     ).eval()
 
 
+def _tiny_flow_vae(sample_size: int, latent_channels: int, seed: int) -> AutoencoderKL:
+    """The tiny VAE of the SD3 and Flux pipelines: no downsampling, no quant convs, SD3's shift and scale."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        sample_size=sample_size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    ).eval()
+
+
 def _make_scheduler(scheduler, config: dict, default):
     if scheduler is None:
         return default.from_config(config)
@@ -208,20 +226,7 @@ def tiny_sd3_pipeline(scheduler=None, seed: int = 0) -> StableDiffusion3Pipeline
     text_encoder = CLIPTextModelWithProjection(_tiny_clip_config(hidden_act="gelu", projection_dim=32)).eval()
     torch.manual_seed(seed + 1)
     text_encoder_2 = CLIPTextModelWithProjection(_tiny_clip_config(hidden_act="gelu", projection_dim=32)).eval()
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        sample_size=SD3_IMAGE_SIZE,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(4,),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=1,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    ).eval()
+    vae = _tiny_flow_vae(SD3_IMAGE_SIZE, latent_channels=4, seed=seed)
     pipe = StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=_make_scheduler(scheduler, {"shift": 3.0}, FlowMatchEulerDiscreteScheduler),
@@ -262,20 +267,7 @@ def tiny_flux_pipeline(scheduler=None, seed: int = 0) -> FluxPipeline:
     text_encoder_2 = T5EncoderModel(
         T5Config(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, vocab_size=1000, decoder_start_token_id=0)
     ).eval()
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        sample_size=FLUX_IMAGE_SIZE,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(4,),
-        layers_per_block=1,
-        latent_channels=1,
-        norm_num_groups=1,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    ).eval()
+    vae = _tiny_flow_vae(FLUX_IMAGE_SIZE, latent_channels=1, seed=seed)
     pipe = FluxPipeline(
         transformer=transformer,
         scheduler=_make_scheduler(scheduler, {}, FlowMatchEulerDiscreteScheduler),
