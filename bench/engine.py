@@ -641,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
               "config": {"ns": ns, "settings": args.settings, "repeats": repeats, "time_cap_s": args.time_cap,
                          "kernel_batch_size": args.kernel_batch_size, "baseline_max_macs": max_macs,
                          "engine_memory_budget": args.memory_budget, "wait_idle_s": args.wait_idle, "wait_idle_total_s": args.wait_idle_total, "alpha": ALPHA, "sigma": SIGMA,
-                         "baseline_mask_mode": "embed", "quick": args.quick},
+                         "baseline_mask_mode": "embed", "quick": args.quick, "threads": args.threads},
               "results": []}
     with tempfile.TemporaryDirectory() as tmp:
         data_path = os.path.join(tmp, "data.pt")
