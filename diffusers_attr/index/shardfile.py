@@ -12,16 +12,18 @@ import json
 import os
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import save
 
 from .errors import IndexFormatError
 
+if TYPE_CHECKING:
+    import torch
+
 TENSOR_NAME = "items"
-DTYPES = {"float32": ("F32", np.float32, torch.float32), "float16": ("F16", np.float16, torch.float16)}
-"""Storage dtypes: name -> (safetensors code, numpy dtype, torch dtype)."""
+DTYPES = {"float32": ("F32", np.float32), "float16": ("F16", np.float16)}
+"""Storage dtypes: name (also the torch dtype's name) -> (safetensors code, numpy dtype)."""
 
 _HASH_BLOCK = 1 << 24
 
@@ -65,6 +67,8 @@ def write_shard(path: Path, items: torch.Tensor) -> dict:
     -------
     The shard's manifest entry: ``{"file", "num_items", "sha256", "bytes"}``.
     """
+    from safetensors.torch import save  # torch only when writing: reading a manifest needs none
+
     data = save({TENSOR_NAME: items.contiguous()})
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -97,7 +101,7 @@ def open_shard(path: Path, dtype: str, num_items: int, item_shape: tuple[int, ..
     IndexFormatError
         When the header is unreadable or disagrees with the manifest, or the file is truncated.
     """
-    code, np_dtype, _ = DTYPES[dtype]
+    code, np_dtype = DTYPES[dtype]
     size = path.stat().st_size
     with open(path, "rb") as f:
         prefix = f.read(8)

@@ -168,7 +168,7 @@ class ShardWriter:
         """Buffer a batch; write every shard it completes."""
         assert batch.items is not None
         if self.shard_size is None:
-            item_bytes = batch.items[0].numel() * DTYPES[self.dtype][2].itemsize
+            item_bytes = batch.items[0].numel() * getattr(torch, self.dtype).itemsize
             self.shard_size = max(1, SHARD_BYTES // item_bytes)
         start = 0
         while start < len(batch.ids):
@@ -184,7 +184,7 @@ class ShardWriter:
         """Write the buffered items as one shard (if any), then its record."""
         if not self._ids:
             return
-        items = torch.cat(self._items).to(DTYPES[self.dtype][2])
+        items = torch.cat(self._items).to(getattr(torch, self.dtype))
         if self.dtype == "float16":
             check_finite(items, self._ids, "when stored as float16 (beyond +-65504); store as dtype='float32'")
         entry = write_shard(self.folder / shard_name(self.number), items)
