@@ -7,7 +7,9 @@ Accepted training sets:
   relative POSIX path, the label the parent folder's name when every image sits in a subfolder, the
   caption the text of a sibling ``<stem>.txt``; hidden files and folders (``.name``) are ignored;
 * a ``datasets.Dataset`` (or ``IterableDataset``) with an image column; other columns become metadata;
-* any iterable of PIL images, or of dicts ``{"image": PIL image, **metadata}``.
+* any iterable of PIL images, or of dicts ``{"image": PIL image, **metadata}``;
+* the name ``"sklearn-digits"`` (unless a folder of that name exists): the 1000 training digits of
+  the embedded demo model, with labels, source and licence.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .space import json_safe
 
 _UNREADABLE = (OSError, SyntaxError, ValueError)
 """What PIL raises for files that are not readable images."""
+
+DIGITS = "sklearn-digits"
+"""The name of the embedded demo model's training set (``diffusers_attr.training.digits``)."""
 
 
 @dataclass
@@ -179,13 +184,14 @@ def _folder_source(root: Path, strict: bool) -> tuple[Iterable, int, list[str]]:
 
     def raw() -> Iterator[tuple[int, str, dict, Path]]:
         for position, path in enumerate(paths):
-            metadata: dict[str, Any] = {"source": path.resolve().as_posix()}
+            relative = path.relative_to(root).as_posix()  # never the absolute path: it would leak into every result
+            metadata: dict[str, Any] = {"source": relative}
             caption = path.with_suffix(".txt")
             if caption.is_file():
                 metadata["caption"] = caption.read_text(encoding="utf-8").strip()
             if labelled:
                 metadata["label"] = path.parent.name
-            yield position, path.relative_to(root).as_posix(), metadata, path
+            yield position, relative, metadata, path
 
     return raw(), len(paths), list(others)
 
@@ -278,6 +284,13 @@ def open_source(images: Any, ids: Any = None, metadata: Any = None, *, strict: b
     """
     skipped: list[str] = []
     in_model_space = False
+    if isinstance(images, str) and images == DIGITS and not Path(images).exists():
+        from ..training.digits import digits_training_set
+
+        images, digit_ids, digit_metadata = digits_training_set()
+        ids = digit_ids if ids is None else ids
+        given = _check_metadata(metadata, len(digit_ids))
+        metadata = digit_metadata if given is None else [found | mine for found, mine in zip(digit_metadata, given)]
     if isinstance(images, (str, Path)):
         root = Path(images)
         raw, length, skipped = _folder_source(root, strict)

@@ -31,6 +31,7 @@ __all__ = [
     "Digits",
     "load_digits_dataset",
     "digits_split",
+    "digits_training_set",
     "digits_ddpm_path",
     "load_digits_ddpm",
     "main",
@@ -111,6 +112,18 @@ def digits_split(
     data = load_digits_dataset(size, mode=mode)
     n = len(data)
     return data.subset(range(n_train)), data.subset(range(n_train, n))
+
+
+def digits_training_set() -> tuple[torch.Tensor, list[str], list[dict]]:
+    """The training set of the embedded digits DDPM as ``(images [1000, 1, 16, 16] in [-1, 1], ids,
+    metadata)``, each item's metadata its label, source and licence: what the demo and
+    ``AttributionIndex.build(path, "sklearn-digits")`` index."""
+    train, _ = digits_split()
+    metadata = [
+        {"label": item["label"], "source": "scikit-learn digits (UCI ML hand-written digits)", "licence": "BSD-3-Clause"}
+        for item in train.metadata
+    ]
+    return train.images, train.ids, metadata
 
 
 def digits_ddpm_path() -> Path:

@@ -23,7 +23,7 @@ def test_folder_ids_labels_captions_and_pixels(digits_folder):
     assert [m["label"] for m in index.metadata] == [label for label in "012" for _ in range(4)]
     assert index.metadata[0]["caption"] == "a handwritten zero"
     assert all("caption" not in m for m in index.metadata[1:])
-    assert index.metadata[5]["source"] == (digits_folder / "1" / "img_01.png").resolve().as_posix()
+    assert index.metadata[5]["source"] == "1/img_01.png"  # relative to the indexed folder: no machine path
     assert index.item_shape == (3, 8, 8)
     expected = torch.stack([pixels(Image.open(digits_folder / item_id)) for item_id in index.ids])
     torch.testing.assert_close(index[:], expected, rtol=0, atol=1e-6)
@@ -144,3 +144,19 @@ def test_non_images_in_an_iterable(digit_images):
         AttributionIndex.from_images([digit_images[0], "cat.png"], progress=False)
     with pytest.raises(ValueError, match="without an 'image' key"):
         AttributionIndex.from_images([{"img": digit_images[0]}], progress=False)
+
+
+def test_the_builtin_digits_by_name(tmp_path):
+    """``AttributionIndex.build(path, "sklearn-digits")`` takes what ``index build sklearn-digits`` takes."""
+    from diffusers_attr.cli.index_cmd import DIGITS
+    from diffusers_attr.index.sources import DIGITS as SOURCE_NAME
+    from diffusers_attr.training.digits import digits_training_set
+
+    assert DIGITS == SOURCE_NAME == "sklearn-digits"
+    index = AttributionIndex.build(tmp_path / "digits", "sklearn-digits", progress=False)
+    images, ids, metadata = digits_training_set()
+    assert len(index) == 1000 and index.item_shape == (1, 16, 16) and index.ids == ids
+    assert index.metadata[3] == metadata[3] and metadata[3]["licence"] == "BSD-3-Clause"
+    assert torch.equal(index[:], images)
+    mine = AttributionIndex.from_images("sklearn-digits", metadata=[{"split": "train"}] * 1000, progress=False)
+    assert mine.metadata[0] == metadata[0] | {"split": "train"}
