@@ -9,12 +9,21 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ._version import __version__
 from .provenance import read_attribution, sidecar_path, write_png, write_sidecar
 from .provenance.c2pa_manifest import C2PASigner, sign_png
-from .render import dominant_collage, overlay, summary_card
+from .render import (
+    CATEGORICAL,
+    display_size,
+    dominant_collage,
+    overlay,
+    summary_card,
+    with_colour_legend,
+    with_heat_legend,
+)
+from .render.colormap import OTHER_COLOUR
 
 FORMAT_VERSION = 1
 
@@ -68,9 +77,15 @@ class Attribution:
         index: the index fingerprint (space, item count, ids digest).
         model: the pipeline and denoiser class names.
         scheduler: the scheduler class name.
-        image: the generated image, when it is a PIL image.
+        image: the attributed image (see ``origin``), when it is a PIL image.
         source_images: the top training items as images, in ``top`` order (thumbnails, and the
             background of the source heatmaps).
+        region: the part of ``image`` that was attributed, ``(left, top, right, bottom)`` in its
+            pixels: the centre crop an image of another size or shape was prepared with, like the
+            index items (the whole image when it has the index's resolution). Maps describe this
+            part only and are drawn there. None: unknown (no image).
+        origin: ``"generated"`` (by the wrapped pipeline) or ``"existing"`` (an image attributed
+            after the fact).
     """
 
     scores: torch.Tensor
@@ -86,6 +101,8 @@ class Attribution:
     scheduler: str
     image: Image.Image | None = None
     source_images: list[Image.Image] = field(default_factory=list)
+    region: tuple[float, float, float, float] | None = None
+    origin: str = "generated"
 
     def _output_size(self) -> tuple[int, int]:
         if self.image is not None:
@@ -93,22 +110,37 @@ class Attribution:
         height, width = self.query_maps.shape[-2:]
         return (width, height)
 
-    def heatmap(self, k: int = 0) -> Image.Image:
-        """Where the output draws on its ``k``-th top item: the query map over the output image."""
-        self._check_map_rank(k)
-        return overlay(self.image, self.query_maps[k], self._output_size())
+    def _region(self) -> tuple[float, float, float, float] | None:
+        return self.region if self.image is not None else None
 
-    def source_heatmap(self, k: int = 0) -> Image.Image:
-        """Which regions of the ``k``-th top item were used: its source map over the training image."""
+    def _region_size(self) -> tuple[int, int]:
+        """The attributed region's size in image pixels (the maps' aspect ratio)."""
+        region = self._region()
+        if region is None:
+            return self._output_size()
+        return max(1, round(region[2] - region[0])), max(1, round(region[3] - region[1]))
+
+    def heatmap(self, k: int = 0, size: tuple[int, int] | None = None) -> Image.Image:
+        """Where the output draws on its ``k``-th top item: the query map over the attributed region
+        of the output image (the rest dimmed), at ``size`` (default the image's)."""
+        self._check_map_rank(k)
+        return overlay(self.image, self.query_maps[k], size or self._output_size(), region=self._region())
+
+    def source_heatmap(self, k: int = 0, size: tuple[int, int] | None = None) -> Image.Image:
+        """Which regions of the ``k``-th top item were used: its source map over the training image,
+        at ``size`` (default the size of the attributed region)."""
         self._check_map_rank(k)
         source = self.source_images[k] if k < len(self.source_images) else None
-        return overlay(source, self.source_maps[k], self._output_size())
+        return overlay(source, self.source_maps[k], size or self._region_size())
 
-    def collage(self) -> Image.Image:
-        """The output as a collage of training items: each pixel coloured by its dominant source
-        (top items in the categorical colours of ``top`` order, any other item dark grey)."""
+    def collage(self, size: tuple[int, int] | None = None) -> Image.Image:
+        """The output as a collage of training items: each pixel of the attributed region coloured by
+        its dominant source (top items in the categorical colours of ``top`` order, any other item
+        dark grey), at ``size`` (default the image's)."""
         legend = [item.index for item in self.top]
-        return dominant_collage(self.image, self.dominant_source, legend, self._output_size())
+        return dominant_collage(
+            self.image, self.dominant_source, legend, size or self._output_size(), region=self._region()
+        )
 
     def card(self, count: int = 4) -> Image.Image:
         """One picture: the output, the heatmap of its top source, the collage, and the first
@@ -141,14 +173,17 @@ class Attribution:
                 for i, level in enumerate(self.levels)
             ],
             "total_score": float(self.scores.sum()),
+            "region": None if self.region is None else [round(float(v), 4) for v in self.region],
+            "origin": self.origin,
         }
 
     def save(self, path: str | os.PathLike, *, heatmaps: bool = True, c2pa: C2PASigner | None = None) -> Path:
         """Write the image as ``path`` (PNG, metadata embedded), its JSON sidecar, the full arrays
         (``<stem>.attribution.safetensors``) and, with ``heatmaps``, the pictures:
         ``<stem>.heatmap-k.png`` (query map of top item k over the output), ``<stem>.source-k.png``
-        (source map over training item k), ``<stem>.collage.png`` (dominant sources) and
-        ``<stem>.train-k.png`` (the top training items) and ``<stem>.card.png`` (a summary of all).
+        (source map over training item k) and ``<stem>.collage.png`` (dominant sources), each enlarged
+        to be seen (:func:`~diffusers_attr.render.display_size`) with a legend below, and
+        ``<stem>.train-k.png`` (the top training items, as stored) and ``<stem>.card.png`` (a summary).
         With ``c2pa`` credentials the PNG also gets a signed C2PA manifest (the ``c2pa`` extra).
 
         Returns the PNG path.
@@ -158,20 +193,40 @@ class Attribution:
             raise ValueError("this attribution has no PIL image to save (was output_type 'pil'?)")
         metadata = self.to_dict()
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(self._arrays(), str(_arrays_path(path)))
+        arrays = _arrays_path(path)
+        partial = arrays.with_name(arrays.name + ".partial")
+        partial.write_bytes(save(self._arrays()))  # the process umask's mode, like every other output
+        os.replace(partial, arrays)
         write_sidecar(sidecar_path(path), metadata)
         if heatmaps:
-            for k in range(self.query_maps.shape[0]):
-                self.heatmap(k).save(path.with_name(f"{path.stem}.heatmap-{k + 1}.png"))
-                self.source_heatmap(k).save(path.with_name(f"{path.stem}.source-{k + 1}.png"))
-            self.collage().save(path.with_name(f"{path.stem}.collage.png"))
-            self.card().save(path.with_name(f"{path.stem}.card.png"))
-            for k, source in enumerate(self.source_images):
-                source.save(path.with_name(f"{path.stem}.train-{k + 1}.png"))
+            self._save_pictures(path)
         write_png(self.image, path, metadata)
         if c2pa is not None:
             sign_png(path, metadata, c2pa, version=__version__)
         return path
+
+    def _item_name(self, k: int) -> str:
+        return f"#{k + 1} {self.top[k].id} ({self.top[k].share:.1%})" if k < len(self.top) else f"#{k + 1}"
+
+    def _save_pictures(self, path: Path) -> None:
+        """The map pictures of :meth:`save`, enlarged, each with its legend; the card; the thumbnails."""
+        output_size, region_size = display_size(self._output_size()), display_size(self._region_size())
+        for k in range(self.query_maps.shape[0]):
+            name = self._item_name(k)
+            heatmap = with_heat_legend(self.heatmap(k, output_size), f"where the output uses\n{name}")
+            heatmap.save(path.with_name(f"{path.stem}.heatmap-{k + 1}.png"))
+            source = with_heat_legend(self.source_heatmap(k, region_size), f"which parts it uses of\n{name}")
+            source.save(path.with_name(f"{path.stem}.source-{k + 1}.png"))
+        shown = set(self.dominant_source.unique().tolist())
+        entries = [
+            (CATEGORICAL[k], self._item_name(k)) for k, item in enumerate(self.top[: len(CATEGORICAL)]) if item.index in shown
+        ]
+        entries.append((OTHER_COLOUR, "other items"))
+        collage = with_colour_legend(self.collage(output_size), "dominant training item per pixel", entries)
+        collage.save(path.with_name(f"{path.stem}.collage.png"))
+        self.card().save(path.with_name(f"{path.stem}.card.png"))
+        for k, source in enumerate(self.source_images):
+            source.save(path.with_name(f"{path.stem}.train-{k + 1}.png"))
 
     def _arrays(self) -> dict[str, torch.Tensor]:
         return {
@@ -210,6 +265,8 @@ class Attribution:
             model=metadata["model"],
             scheduler=metadata["scheduler"],
             image=picture,
+            region=tuple(metadata["region"]) if metadata.get("region") else None,
+            origin=metadata.get("origin", "generated"),
         )
 
 

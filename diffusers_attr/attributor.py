@@ -17,9 +17,10 @@ from .attribution import Attribution, NoiseLevel, TopItem
 from .config import AttributionConfig
 from .engine import nda_attribute
 from .index import AttributionIndex
-from .index.images import to_model_input
+from .index.images import crop_box, index_preparation, prepare_like_index
 from .index.stream import encode
 from .levels import vp_coefficients
+from .threads import cpu_threads
 
 ENGINE_PROGRESS_MIN_ITEMS = 50_000
 """Indexes this large also get a progress bar per image over the training set."""
@@ -43,7 +44,7 @@ class Attributor:
 
     Parameters:
         index: the training set in the model's space.
-        config: the attribution settings.
+        config: the attribution settings (resolved for the index: see ``AttributionConfig.resolved``).
         vae: the pipeline's VAE for latent models (decodes source thumbnails, encodes images).
         model, scheduler: names recorded with each result.
     """
@@ -52,9 +53,8 @@ class Attributor:
         self, index: AttributionIndex, config: AttributionConfig, *, vae: Any = None,
         model: str = "", scheduler: str = "",
     ):
-        config.check(index.item_shape)
         self.index = index
-        self.config = config
+        self.config = config.resolved(index.item_shape)
         self.vae = vae
         self.model = model
         self.scheduler = scheduler
@@ -70,20 +70,26 @@ class Attributor:
             )
 
     def attribute(
-        self, states: torch.Tensor, levels: Sequence[NoiseLevel], images: Sequence[Image.Image | None]
+        self, states: torch.Tensor, levels: Sequence[NoiseLevel], images: Sequence[Image.Image | None],
+        origin: str = "generated",
     ) -> list[Attribution]:
-        """Attribute ``states [L, B, C, H, W]`` (level l of image b, with ``levels[l]``) image by image."""
+        """Attribute ``states [L, B, C, H, W]`` (level l of image b, with ``levels[l]``) image by image,
+        on ``config.threads`` CPU threads (default: the cores free now, :mod:`diffusers_attr.threads`)."""
         self.check_states(states)
         alpha = torch.tensor([level.alpha for level in levels], dtype=torch.float64)
         sigma = torch.tensor([level.sigma for level in levels], dtype=torch.float64)
         device = self.config.device or "cpu"
         count = states.shape[1]
         bar = tqdm(range(count), desc="attributing", unit="image", disable=not self.config.progress, leave=False)
-        return [self._one(states[:, b].to(device), alpha, sigma, levels, images[b]) for b in bar]
+        with cpu_threads(self.config.threads, device):
+            return [self._one(states[:, b].to(device), alpha, sigma, levels, images[b], origin) for b in bar]
 
-    def renoise(self, x0: torch.Tensor, levels: Sequence[float], images: Sequence[Image.Image | None]) -> list[Attribution]:
+    def renoise(
+        self, x0: torch.Tensor, levels: Sequence[float], images: Sequence[Image.Image | None], origin: str = "generated"
+    ) -> list[Attribution]:
         """Attribute finished samples ``x0 [B, C, H, W]`` (model space): each noised at every level
-        ``nu`` with ``config.draws`` seeded draws; the draws of a level are averaged."""
+        ``nu`` with ``config.draws`` seeded draws; the draws of a level are averaged. ``origin`` says
+        whether the images were generated here or existed before (recorded with each result)."""
         self.check_states(x0)
         generator = torch.Generator().manual_seed(self.config.seed)
         noisy, noise_levels = [], []
@@ -93,19 +99,20 @@ class Attributor:
                 eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32)
                 noisy.append(alpha * x0.float().cpu() + sigma * eps)
                 noise_levels.append(NoiseLevel(timestep=None, alpha=alpha, sigma=sigma))
-        results = self.attribute(torch.stack(noisy), noise_levels, images)
+        results = self.attribute(torch.stack(noisy), noise_levels, images, origin)
         return [self._merge_draws(result, len(levels)) for result in results]
 
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> model space ``[B, C, H, W]``, prepared exactly as the index was."""
-        channels = 3 if self.vae is not None else int(self.index.item_shape[0])
-        resolution = self.index.space.get("resolution")
-        square = resolution is not None and resolution[0] == resolution[1]
-        side = int(resolution[0]) if square else None  # non-square indexes: images must match as they are
-        pixels = torch.stack([to_model_input(image, channels=channels, resolution=side) for image in images])
+        pixels = torch.stack([prepare_like_index(image, self.index.space)[0] for image in images])
         return encode(self.vae, pixels) if self.vae is not None else pixels
 
-    def _one(self, queries, alpha, sigma, levels, image) -> Attribution:
+    def region(self, image: Image.Image | None) -> tuple[float, float, float, float] | None:
+        """The part of ``image`` an attribution describes: what :meth:`encode_images` keeps of it
+        (the whole image when it has the index's resolution)."""
+        return None if image is None else crop_box(image.size, index_preparation(self.index.space)[1])
+
+    def _one(self, queries, alpha, sigma, levels, image, origin) -> Attribution:
         result = nda_attribute(
             queries, self.index, alpha=alpha, sigma=sigma, patch_size=self.config.patch_size,
             topk=self.config.topk, scales=self.config.scales, maps=max(self.config.maps, 1),
@@ -131,6 +138,8 @@ class Attributor:
             scheduler=self.scheduler,
             image=image,
             source_images=self.item_images([item.index for item in top]),
+            region=self.region(image),
+            origin=origin,
         )
 
     def _top_items(self, scores: torch.Tensor) -> list[TopItem]:

@@ -30,11 +30,12 @@ class AttributedOutputMixin:
 
     def save(
         self, directory: str | os.PathLike, *, prefix: str = "image", heatmaps: bool = True,
-        c2pa: C2PASigner | None = None,
+        c2pa: C2PASigner | None = None, report: bool = True,
     ) -> list[Path]:
         """Write every image as ``<directory>/<prefix>-NNN.png`` with its attribution embedded, a JSON
         sidecar, the full arrays and (with ``heatmaps``) the heatmap PNGs; with ``c2pa`` credentials
-        also a signed C2PA manifest. Existing files are kept: numbering continues after them.
+        also a signed C2PA manifest; with ``report`` the folder's HTML report ``index.html`` (of every
+        image in it). Existing files are kept: numbering continues after them.
         Returns the PNG paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,10 @@ class AttributedOutputMixin:
                 number += 1
             paths.append(attribution.save(directory / f"{prefix}-{number:03d}.png", heatmaps=heatmaps, c2pa=c2pa))
             taken.add(paths[-1].name)
+        if report and paths:
+            from .report import write_run_report
+
+            write_run_report(directory)
         return paths
 
 
@@ -84,6 +89,15 @@ def _unpacker(pipe: Any, call: dict[str, Any]) -> Callable[[torch.Tensor], torch
     return lambda packed: unpack(packed, height, width, pipe.vae_scale_factor)
 
 
+def pipeline_name(name_or_path: str | None) -> str | None:
+    """What results record of where a pipeline came from: a hub id as it is, a local folder by its
+    name only (a path would tell the user's machine layout to everyone the image is shared with)."""
+    if not name_or_path:
+        return None
+    path = Path(name_or_path)
+    return path.name if path.is_absolute() or path.exists() else str(name_or_path)
+
+
 class AttributedPipeline:
     """A diffusers pipeline whose every image comes with its training-data attribution.
 
@@ -106,7 +120,7 @@ class AttributedPipeline:
 
     def __init__(self, pipe: Any, index: AttributionIndex, **config: Any):
         self.pipe = pipe
-        self.config = AttributionConfig(**config)
+        self.config = AttributionConfig(**config).resolved(index.item_shape)
         self.schedule = noise_schedule(pipe.scheduler)
         self.levels = resolve_levels(self.schedule, self.config.timesteps, self.config.sigmas)
         self.vae = getattr(pipe, "vae", None)
@@ -115,7 +129,7 @@ class AttributedPipeline:
         check_space(expected, index.space)
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
         model = f"{type(pipe).__name__}({type(denoiser).__name__})"
-        name = getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
+        name = pipeline_name(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path"))
         self.attributor = Attributor(
             index, self.config, vae=self.vae, model=f"{model} {name}" if name else model,
             scheduler=type(pipe.scheduler).__name__,
@@ -159,7 +173,7 @@ class AttributedPipeline:
         """Attribute existing images (renoise mode): each is prepared like the index items, encoded by
         the pipeline's VAE for latent pipelines, and noised at the configured levels."""
         x0 = self.attributor.encode_images(images)
-        return self.attributor.renoise(x0, self.levels, list(images))
+        return self.attributor.renoise(x0, self.levels, list(images), origin="existing")
 
 
 def attribute_images(
@@ -190,4 +204,4 @@ def attribute_images(
     settings = AttributionConfig(**(config | {"mode": "renoise"}))
     attributor = Attributor(index, settings, model="existing images", scheduler="DDPMScheduler (default schedule)")
     levels = resolve_levels(schedule, settings.timesteps, settings.sigmas)
-    return attributor.renoise(attributor.encode_images(images), levels, list(images))
+    return attributor.renoise(attributor.encode_images(images), levels, list(images), origin="existing")

@@ -12,6 +12,7 @@ from diffusers_attr import AttributedPipeline, Attribution, AttributionIndex, re
 from diffusers_attr.index import SpaceMismatchError
 from diffusers_attr.levels import nearest_steps, vp_noise_level
 from diffusers_attr.recorder import TrajectoryRecorder
+from diffusers_attr.render import display_size
 from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_flux_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
 
 
@@ -96,13 +97,20 @@ def test_saved_png_round_trips_metadata_and_arrays(tmp_path):
         loaded = Attribution.load(path)
         assert torch.equal(loaded.scores, attribution.scores)
         assert np.array_equal(np.asarray(loaded.image), np.asarray(attribution.image))
+        display = display_size(attribution.image.size)
+        assert display == (256, 256)  # 8x8 outputs are drawn 32x larger, with crisp pixels
         for k in (1, 2):
             with Image.open(path.with_name(f"{path.stem}.heatmap-{k}.png")) as heatmap:
-                assert heatmap.size == attribution.image.size
+                assert heatmap.width == display[0] and heatmap.height > display[1]  # the picture, then its legend
+                drawn = np.asarray(heatmap.convert("RGB"))[: display[1]]
+            assert np.array_equal(drawn, np.asarray(attribution.heatmap(k - 1, display)))
         for k in range(1, 6):
             assert path.with_name(f"{path.stem}.train-{k}.png").exists()
         assert path.with_name(f"{path.stem}.collage.png").exists()
         assert path.with_name(f"{path.stem}.attribution.json").exists()
+        modes = {p.stat().st_mode & 0o777 for p in tmp_path.glob(f"{path.stem}.*")}
+        assert len(modes) == 1  # the arrays file too: all written with the process's umask
+    assert (tmp_path / "index.html").is_file()  # every run folder gets its report
     assert [p.name for p in output.save(tmp_path)] == ["image-002.png", "image-003.png"]  # nothing overwritten
 
 
