@@ -49,14 +49,14 @@ from .near_copy import (
     SCREEN_FACTOR,
     NearCopyEvidence,
     NearCopyThresholds,
+    comparable_pixels,
     dominance,
-    item_pixels,
     level_noise,
     map_alignment,
     pixel_distance,
-    pixels,
     ratio,
 )
+from .formatting import images_noun
 from .run_html import RunImage, SkippedFile, _checked, _one_line, _read_image, iter_run
 
 COVERAGE_LEVELS = (0.5, 0.9)
@@ -171,6 +171,7 @@ class AttributionSummary:
         coverage_curve: ``(items, cumulative fraction of all mass)`` points, items sorted by share.
         top1_shares: the top item's share in each output (for the share distribution).
         thumbnails: where pictures of the listed items are (internal: a file path or a PIL image).
+        origins: how many results are of generated images and how many of existing ones.
     """
 
     outputs: int
@@ -198,6 +199,12 @@ class AttributionSummary:
     top1_shares: np.ndarray
     thumbnails: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
     index_obj: Any = field(default=None, repr=False)
+    origins: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outputs_noun(self) -> str:
+        """``"12 generated images"``, ``"3 existing images"`` or ``"15 images"`` (both kinds)."""
+        return images_noun(self.origins, self.outputs)
 
     @property
     def flags(self) -> list[NearCopyEvidence]:
@@ -262,6 +269,7 @@ class AttributionSummary:
             "configs": self.configs,
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
             "sources": self.sources,
+            "origins": self.origins,
         }
 
 
@@ -352,26 +360,36 @@ def _records(sources: Any, skipped: list[SkippedFile], names: list[str]) -> Iter
                 "files, Attribution objects or Attribution.to_dict() dicts"
             )
         path = Path(source)
-        names.append(str(path))
+        names.append(display_name(path, folder=True))
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist")
         if path.is_dir():
             for entry in iter_run(path):
                 if isinstance(entry, RunImage):
-                    yield _Record(str(entry.path), entry.metadata, path=entry.path)
+                    yield _Record(display_name(entry.path), entry.metadata, path=entry.path)
                 elif entry.path.name.endswith(SIDECAR_SUFFIX) and not _image_of(entry.path).exists():
                     # a sidecar whose image is gone (kept without the pictures): its metadata still counts
                     record = _file_record(entry.path, skipped)
                     if record is not None:
                         yield record
                 else:
-                    skipped.append(entry)
+                    skipped.append(SkippedFile(Path(display_name(entry.path)), entry.reason))
         else:
             record = _file_record(path, skipped)
             if record is not None:
                 yield record
     if objects:
         names.append(f"<{objects} objects>")
+
+
+def display_name(path: Path, *, folder: bool = False) -> str:
+    """How a file (``<folder name>/<file name>``) or a folder (its name) is named in summaries, cards
+    and reports: never the absolute path, which would tell the user's machine layout to every reader."""
+    parent = path if folder else path.parent
+    name = parent.name if parent.name not in ("", "..") else parent.resolve().name
+    if folder:
+        return name or str(path)
+    return f"{name}/{path.name}" if name else path.name
 
 
 def _image_of(sidecar: Path) -> Path:
@@ -385,15 +403,15 @@ def _file_record(path: Path, skipped: list[SkippedFile]) -> _Record | None:
         try:
             metadata = _checked(read_attribution(path))
         except (ValueError, OSError) as error:
-            skipped.append(SkippedFile(path, f"corrupted sidecar ({_one_line(error)})"))
+            skipped.append(SkippedFile(Path(display_name(path)), f"corrupted sidecar ({_one_line(error)})"))
             return None
-        return _Record(str(image_path if image_path.exists() else path), metadata, path=image_path)
+        return _Record(display_name(image_path if image_path.exists() else path), metadata, path=image_path)
     names = {path.name}
     if sidecar_path(path).exists():
         names.add(sidecar_path(path).name)
     image, skipped_here = _read_image(path, names)
-    skipped.extend(skipped_here)
-    return None if image is None else _Record(str(path), image.metadata, path=path)
+    skipped.extend(SkippedFile(Path(display_name(entry.path)), entry.reason) for entry in skipped_here)
+    return None if image is None else _Record(display_name(path), image.metadata, path=path)
 
 
 # ------------------------------------------------------------------------------------- accumulators
@@ -470,6 +488,7 @@ class _Aggregator:
         self.models: Counter = Counter()
         self.schedulers: Counter = Counter()
         self.configs: Counter = Counter()
+        self.origins: Counter = Counter()
         self.top1_shares = array("d")
         self.level_noise_sum: list[float] = []
         self.level_outputs: list[int] = []
@@ -563,6 +582,7 @@ class _Aggregator:
         self.models[str(metadata.get("model", "unknown"))] += 1
         self.schedulers[str(metadata.get("scheduler", "unknown"))] += 1
         self.configs[json.dumps(metadata.get("config") or {}, sort_keys=True)] += 1
+        self.origins[str(metadata.get("origin") or "generated")] += 1
         if self.thresholds is not None:
             evidence = self._near_copy(record, levels, group_number)
             if evidence is not None:
@@ -621,7 +641,7 @@ class _Aggregator:
             item, share, runner_up = dominance(arrays["level_scores"][row].astype(np.float64))
             exact = True
             if record.path is not None:
-                files.append(str(record.arrays_path))
+                files.append(display_name(record.arrays_path))
         else:
             arrays = None
             j = int(order[0])
@@ -635,7 +655,7 @@ class _Aggregator:
         ranks = [int(entry["index"]) for entry in top]
         rank = ranks.index(item) + 1 if item in ranks else None
         evidence = NearCopyEvidence(
-            output=record.name, path=str(record.path) if record.path is not None else None,
+            output=record.name, path=record.name if record.path is not None else None,
             item_id=str(top[rank - 1]["id"]) if rank else f"#{item}", item_index=item, item_rank=rank,
             level=nu, share=share, runner_up_share=runner_up, ratio=dominance_ratio, exact=exact, files=files,
             output_share=float(top[rank - 1]["share"]) if rank else None,
@@ -658,18 +678,15 @@ class _Aggregator:
 
         output = record.image()
         source, source_name = self._item_picture(record, group_number, item, rank)
+        region = None
         if output is None:
             evidence.reasons.append("distance not checked: the output image could not be read")
         elif source is None:
             evidence.reasons.append(f"distance not checked: no pixels of {evidence.item_id} (pass the index, or keep the thumbnails)")
         else:
-            mode = "L" if output.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-            out_pixels = pixels(output, mode)
-            if isinstance(source, np.ndarray):
-                src_pixels = source
-            else:
-                src_pixels = pixels(source, mode, output.size)
-            scale = max(output.size[0] / query_map.shape[1], output.size[1] / query_map.shape[0])
+            space = (metadata.get("index") or {}).get("space")
+            out_pixels, src_pixels, evidence.distance_basis, region = comparable_pixels(output, source, space)
+            scale = max(out_pixels.shape[1] / query_map.shape[1], out_pixels.shape[0] / query_map.shape[0])
             shift = math.ceil(thresholds.max_shift * scale)
             evidence.distance, evidence.distance_shift = pixel_distance(out_pixels, src_pixels, shift)
             evidence.distance_source = source_name
@@ -682,18 +699,14 @@ class _Aggregator:
             evidence.reasons.append(f"pixel distance {evidence.distance:.3f} > {thresholds.max_distance}")
         evidence.flagged = not evidence.reasons
         if keep_pictures and output is not None:
-            evidence.pictures = _evidence_pictures(output, source, query_map, source_map)
+            evidence.pictures = _evidence_pictures(output, region or metadata.get("region"), source, query_map, source_map)
         return evidence
 
     def _item_picture(self, record: _Record, group_number: int, item: int, rank: int):
-        """The item's pixels: from the index (pixel space) or the output's thumbnail of it."""
+        """The item's pixels: from the index (pixel space, as stored) or the output's thumbnail of it."""
         index = self.index
         if index is not None and group_number == 0 and index.space.get("kind") == "pixel":
-            tensor = index.gather([item])[0]
-            output = record.image()
-            if output is not None:
-                mode = "L" if output.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-                return item_pixels(tensor, mode, output.size), "index"
+            return index.gather([item])[0], "index"
         ref = record.thumbnail_ref(rank)
         if isinstance(ref, Image.Image):
             return ref, "source image of the result"
@@ -701,7 +714,7 @@ class _Aggregator:
             try:
                 with Image.open(ref) as picture:
                     picture.load()
-                    return picture.copy(), str(ref)
+                    return picture.copy(), display_name(ref)
             except (OSError, SyntaxError, ValueError):
                 return None, None
         return None, None
@@ -798,7 +811,7 @@ class _Aggregator:
             models=dict(self.models.most_common()), schedulers=dict(self.schedulers.most_common()),
             configs=dict(self.configs.most_common()), skipped=sorted(self.skipped, key=lambda s: str(s.path)),
             sources=sources, coverage_curve=curve, top1_shares=np.frombuffer(self.top1_shares, dtype=np.float64).copy(),
-            thumbnails=self.thumbnails, index_obj=self.index,
+            thumbnails=self.thumbnails, index_obj=self.index, origins=dict(self.origins),
         )
 
     def _check_index(self, group: _Group) -> None:
@@ -907,15 +920,21 @@ def _fingerprint_text(fingerprint: dict[str, Any]) -> str:
     return "an index of " + ", ".join(parts)
 
 
-def _evidence_pictures(output: Image.Image, source: Any, query_map: np.ndarray, source_map: np.ndarray) -> dict[str, bytes]:
+def _evidence_pictures(
+    output: Image.Image, region: Any, source: Any, query_map: np.ndarray, source_map: np.ndarray
+) -> dict[str, bytes]:
+    """PNGs of the part of the output that was attributed (``region``), the item and both maps, all
+    at that part's size and aspect ratio."""
     import torch
 
+    from ..attributor import to_pil
     from ..render import overlay
 
+    if region is not None:
+        output = output.crop(tuple(round(float(v)) for v in region))
     size = output.size
-    if isinstance(source, np.ndarray):
-        array = ((np.clip(source, -1, 1) + 1) * 127.5).round().astype(np.uint8)
-        source = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    if isinstance(source, torch.Tensor):
+        source = to_pil(source[None])[0]
     pictures = {"output": output.convert("RGB")}
     if source is not None:
         pictures["source"] = source.convert("RGB").resize(size, Image.BICUBIC) if source.size != size else source.convert("RGB")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,23 @@ def percent(share: float | None) -> str:
 def ratio(value: float) -> str:
     """A dominance ratio such as ``4.2x`` (``no runner-up`` when infinite)."""
     return "no runner-up" if value == float("inf") else f"{value:.1f}x"
+
+
+SHARES = (
+    "Share: at each noise level every patch of the image (one per pixel) spreads one unit of weight over "
+    "the patches of the training set (a softmax over their distances); an item's score is the weight it "
+    "receives, averaged over the levels, and its share that score over the total score, which is the number "
+    "of patches (256 for a 16x16 image)."
+)
+"""What a share is, for every report that shows one."""
+
+
+def images_noun(origins: Iterable[str | None], count: int) -> str:
+    """``"3 generated images"``, ``"1 existing image"``, or ``"4 images"`` when both kinds are mixed
+    (``origins``: each result's ``origin``; results without one were generated)."""
+    kinds = {origin or "generated" for origin in origins}
+    adjective = f"{kinds.pop()} " if len(kinds) == 1 else ""
+    return f"{count:,} {adjective}image{'s' if count != 1 else ''}"
 
 
 def html_head(title: str, css: str) -> str:

@@ -76,7 +76,7 @@ def card_section(summary: AttributionSummary, *, items: int = 20, rows: int = 15
     lines = [BEGIN, "## Training-data attribution", ""]
     lines.append(
         f"*Written by diffusers-attr {__version__} on {datetime.now(timezone.utc).date().isoformat()} from "
-        f"{summary.outputs:,} generated outputs with {METHOD}. Running `diffusers-attr report` again replaces "
+        f"{summary.outputs_noun} with {METHOD}. Running `diffusers-attr report` again replaces "
         "this section and the `attribution` block of the metadata; the rest of the card is left as it is.*"
     )
     lines += ["", "### Summary", ""]
@@ -236,7 +236,8 @@ def method_sentences(summary: AttributionSummary, *, esc=str, code=str) -> list[
             f"attributed noise level and at least {t.min_ratio:g}x the runner-up; its query map (where in the output) "
             f"and source map (where in the item) align with cosine >= {t.min_alignment:g} at a shift of up to "
             f"{t.max_shift} map pixels; and the output and the item differ by an RMS of at most {t.max_distance:g} "
-            "(pixel values in [-1, 1]) at the best shift. Maps come from the arrays files; without them an output is a "
+            "(pixel values in [-1, 1]) at the best shift, compared at the index's resolution (the output resized and "
+            "centre-cropped as the index items were). Maps come from the arrays files; without them an output is a "
             "candidate, not a flag. For latent indexes the distance uses the decoded thumbnails (pixels)."
         )
     out.append(

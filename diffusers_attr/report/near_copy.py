@@ -11,9 +11,13 @@ An output is flagged when three pieces of evidence the attribution already holds
    map translated by up to ``max_shift`` map pixels is at least ``min_alignment``. The best shift is
    reported, so a translated copy still counts. A copy uses every region of the item at the place it
    came from; a new image assembled from patches of many items does not.
-3. **Distance.** The output and the item's pixels, compared directly, differ by at most
+3. **Distance.** The output and the item's pixels, compared like with like, differ by at most
    ``max_distance`` (root mean square over the overlap, pixel values in [-1, 1]) at the best
-   translation by up to ``max_shift`` map pixels (scaled to image pixels).
+   translation by up to ``max_shift`` map pixels (scaled to image pixels). Like with like: the
+   output is prepared exactly as the index prepared its items (resized and centre-cropped to the
+   index's resolution by the same code, :func:`~diffusers_attr.index.images.prepare_like_index`),
+   so a 512 px copy of a training photo is compared with the 32 px item it became, not with the
+   item enlarged to 512 px. The evidence says which comparison was made (``distance_basis``).
 
 Every flag keeps the numbers and the files it was computed from (:class:`NearCopyEvidence`).
 Dominance alone is available from the JSON metadata; alignment needs the maps of the
@@ -102,6 +106,7 @@ class NearCopyEvidence:
         distance: RMS pixel difference at the best translation (None: not checked).
         distance_shift: ``(dy, dx)`` image pixels of that translation.
         distance_source: what the item's pixels came from (``index``, a thumbnail file, ``object``).
+        distance_basis: at which resolution and how the two were compared.
         flagged: all thresholds hold.
         exact: dominance and maps came from the full arrays (False: estimated from the JSON top items).
         reasons: why it is not flagged, or which evidence is missing; empty for a flag.
@@ -125,6 +130,7 @@ class NearCopyEvidence:
     distance: float | None = None
     distance_shift: tuple[int, int] | None = None
     distance_source: str | None = None
+    distance_basis: str | None = None
     flagged: bool = False
     exact: bool = False
     reasons: list[str] = field(default_factory=list)
@@ -157,7 +163,10 @@ class NearCopyEvidence:
         if self.alignment is not None:
             parts.append(f"maps aligned {self.alignment:.2f} at shift {tuple(self.alignment_shift)}")
         if self.distance is not None:
-            parts.append(f"pixel RMS distance {self.distance:.3f} at shift {tuple(self.distance_shift)} ({self.distance_source})")
+            basis = f", {self.distance_basis}" if self.distance_basis else ""
+            parts.append(
+                f"pixel RMS distance {self.distance:.3f} at shift {tuple(self.distance_shift)} ({self.distance_source}{basis})"
+            )
         return "; ".join(parts)
 
 
@@ -284,12 +293,44 @@ def pixels(image: Image.Image, mode: str, size: tuple[int, int] | None = None) -
     return array[..., None] if array.ndim == 2 else array
 
 
-def item_pixels(item: torch.Tensor, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """An index item ``[C, H, W]`` in [-1, 1] (pixel space) as ``[H, W, C]`` in ``mode`` at ``size``."""
-    array = item.detach().float().cpu().clamp(-1, 1).permute(1, 2, 0).numpy().astype(np.float64)
-    channels = array.shape[-1]
-    if (channels == 1) != (mode == "L") or array.shape[1::-1] != size:
-        as_uint8 = ((array + 1) * 127.5).round().astype(np.uint8)
-        picture = Image.fromarray(as_uint8[..., 0] if channels == 1 else as_uint8)
-        return pixels(picture, mode, size)
-    return array
+def _hwc(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().float().cpu().clamp(-1, 1).permute(1, 2, 0).numpy().astype(np.float64)
+
+
+def comparable_pixels(
+    output: Image.Image, item: Image.Image | torch.Tensor, space: dict[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray, str, tuple[float, float, float, float]]:
+    """The output and a training item as ``[H, W, C]`` arrays in [-1, 1] of one shape, for
+    :func:`pixel_distance`, compared like with like.
+
+    With the index's space fingerprint (``space``) the output is prepared as the index prepared its
+    items (:func:`~diffusers_attr.index.images.prepare_like_index`: same channels, same resize and
+    centre crop, same normalisation) and the item is taken as stored (``item`` a ``[C, H, W]`` tensor
+    of a pixel index) or as its thumbnail (a picture at the index's resolution; for a latent index the
+    item decoded by the VAE). Without ``space`` both are compared at the output's size.
+
+    Returns:
+        ``(output, item, basis, region)``: ``basis`` says how they were compared, ``region`` is the part
+        of ``output`` that was compared (``(left, top, right, bottom)``).
+    """
+    from ..attributor import to_pil
+    from ..index.images import prepare_like_index, to_model_input
+
+    if space and space.get("item_shape"):
+        prepared, region = prepare_like_index(output, space)
+        height, width = prepared.shape[1:]
+        if isinstance(item, torch.Tensor):
+            stored = item
+        else:
+            stored = to_model_input(item, channels=prepared.shape[0], resolution=None)
+        basis = f"at the index resolution {width}x{height} (the output prepared like the index items)"
+        if tuple(stored.shape) != tuple(prepared.shape):  # a thumbnail of another size: brought to the output's
+            stored = torch.from_numpy(pixels(to_pil(stored[None])[0], "L" if prepared.shape[0] == 1 else "RGB", (width, height)))
+            stored = stored.permute(2, 0, 1)
+            basis += f"; the item's picture resized to {width}x{height}"
+        return _hwc(prepared), _hwc(stored), basis, region
+    mode = "L" if output.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
+    picture = to_pil(item[None])[0] if isinstance(item, torch.Tensor) else item
+    basis = f"at the output's size {output.width}x{output.height} (no index fingerprint in the result)"
+    return pixels(output, mode), pixels(picture, mode, output.size), basis, (0.0, 0.0, float(output.width), float(output.height))
+

@@ -102,7 +102,7 @@ def breakdown_bars(summary: AttributionSummary, field: str, values: int = 15) ->
     if field == "label" or all(_numeric(row.value) for row in shown):
         shown = sorted(shown, key=lambda row: float(row.value) if _numeric(row.value) else float("inf"))
     figure, axes = _figure(5.6, 3.4 if len(shown) <= 12 else 4.2)
-    labels = [row.value if len(row.value) <= 18 else row.value[:17] + "…" for row in shown]
+    labels = [row.value if len(row.value) <= 18 else row.value[:8] + "…" + row.value[-9:] for row in shown]  # both ends of paths
     positions = np.arange(len(shown))
     bars = axes.bar(positions, [row.share for row in shown], color=_ACCENT)
     for bar, row in zip(bars, shown):

@@ -30,7 +30,7 @@ from ..provenance import (
 )
 from ..render.colormap import CATEGORICAL, OTHER_COLOUR
 from .assets import CSS, JS
-from .formatting import escape, html_head, write_text_atomic
+from .formatting import SHARES, escape, html_head, images_noun, write_text_atomic
 
 REPORT_NAME = "index.html"
 # Pictures written next to an image by Attribution.save: `<stem>.heatmap-3.png`, `<stem>.collage.png`, ...
@@ -372,8 +372,9 @@ def _page(folder: RunFolder, title: str, names: set[str]) -> str:
 <header class="page-head">
 <div class="inner">
 <h1>{escape(title)}</h1>
-<p class="subtitle">Training-data attribution of {len(images)} generated image{"s" if len(images) != 1 else ""}:
+<p class="subtitle">Training-data attribution of {escape(images_noun((m.get("origin") for m in metadatas), len(images)))}:
 which training items each image draws on, how much, and where.</p>
+<p class="subtitle">{escape(SHARES)}</p>
 <dl class="facts">
 <div class="double"><dt>Model</dt><dd>{escape(models)}</dd></div>
 <div><dt>Scheduler</dt><dd>{escape(schedulers)}</dd></div>
@@ -427,10 +428,11 @@ def _card(image: RunImage, names: set[str]) -> str:
         if maps_kept is not None and rank > maps_kept:
             return (
                 f"No maps were kept for rank {rank}: this run kept them for the top {maps_kept} "
-                "items (raise `maps` in AttributedPipeline to keep more)."
+                "items (raise --maps, or maps= of AttributedPipeline, to keep more)."
             )
         return f"{stem}.{kind}-{rank}.png is missing from this folder."
 
+    origin = str(metadata.get("origin") or "generated")
     first = top[0] if top else None
     first_label = f"#1 ({first['id']})" if first else "the top item"
     heatmap_view = _frame(
@@ -447,7 +449,7 @@ def _card(image: RunImage, names: set[str]) -> str:
         f'<li><span class="swatch" style="background: {_rgb(OTHER_COLOUR)}"></span><span class="id">other items</span></li>'
     )
     views = f"""<div class="views">
-<figure class="view"><figcaption>Generated image</figcaption>{_frame(image.path.name, f"generated image {stem}", "")}</figure>
+<figure class="view"><figcaption>{escape(origin.capitalize())} image</figcaption>{_frame(image.path.name, f"{origin} image {stem}", "")}</figure>
 <figure class="view"><figcaption>Where it uses {escape(first_label)}</figcaption>{heatmap_view}</figure>
 <figure class="view collage-view"><div><figcaption>Dominant source per pixel</figcaption>{_frame(collage, f"dominant-source collage of {stem}", f"{stem}.collage.png is missing from this folder.")}</div>
 <ul class="legend" aria-label="collage colours">{legend_items}</ul></figure>
@@ -534,7 +536,8 @@ def _card(image: RunImage, names: set[str]) -> str:
         summary.append(escape(f"top source {first.get('id')} ({_percent(first.get('share'))})"))
     summary.append(escape(f"{len(top)} items listed"))
     if "total_score" in metadata:
-        summary.append(escape(f"total score {_number(metadata['total_score'])}"))
+        total = f"total score {_number(metadata['total_score'])} (= patches; shares are scores over it)"
+        summary.append(f'<span title="{escape(SHARES)}">{escape(total)}</span>')
     card_picture = present("card")
     if card_picture:
         summary.append(f'<a href="{_url(card_picture)}">summary card</a>')

@@ -57,8 +57,9 @@ def write_summary_html(summary: AttributionSummary, path: str | os.PathLike, *, 
 
     Parameters:
         summary: what :func:`~diffusers_attr.report.aggregate` returned.
-        path: the HTML file to write (its folder is created), or an existing folder (the page is then
-            ``attribution-report.html`` inside it, next to, never over, a run report's ``index.html``).
+        path: the HTML file to write (its folder is created; ``.html`` is added to a name without an
+            extension), or an existing folder (the page is then ``attribution-report.html`` inside it,
+            next to, never over, a run report's ``index.html``).
         title: the page title (default "Training-data attribution report").
 
     Returns:
@@ -70,6 +71,8 @@ def write_summary_html(summary: AttributionSummary, path: str | os.PathLike, *, 
     path = Path(path)
     if path.is_dir():
         path = path / "attribution-report.html"
+    elif not path.suffix:
+        path = path.with_name(path.name + ".html")
     title = title or "Training-data attribution report"
     page = _page(summary, title)
     write_text_atomic(path, page)
@@ -125,7 +128,7 @@ def _page(summary: AttributionSummary, title: str) -> str:
 <body>
 <header class="page-head"><div class="inner">
 <h1>{escape(title)}</h1>
-<p class="subtitle">What the model leans on across {summary.outputs:,} generated outputs, whose training data it
+<p class="subtitle">What the model leans on across {escape(summary.outputs_noun)}, whose training data it
 reproduces, and which outputs are near-copies of a training item.</p>
 <dl class="facts">
 <div class="double"><dt>Model</dt><dd>{escape(", ".join(summary.models))}</dd></div>
@@ -194,7 +197,8 @@ def _near_copy_section(summary: AttributionSummary) -> str:
         f"Flagged when one training item carries at least {t.min_share:.0%} of the patch mass at the lowest attributed "
         f"noise level and {t.min_ratio:g}x the runner-up, its query and source maps align (cosine &ge; {t.min_alignment:g} "
         f"at a shift of up to {t.max_shift} map pixels), and the output and the item differ by an RMS of at most "
-        f"{t.max_distance:g} (pixels in [-1, 1]) at the best shift."
+        f"{t.max_distance:g} (pixels in [-1, 1]) at the best shift, both at the index's resolution (the output "
+        "resized and centre-cropped as the index items were)."
     )
     flagged = summary.flags
     cards = "".join(_flag_card(e) for e in flagged[:HTML_FLAGS])
@@ -225,7 +229,7 @@ def _near_copy_section(summary: AttributionSummary) -> str:
 
 def _flag_card(e: NearCopyEvidence) -> str:
     names = {
-        "output": "generated output", "source": f"training item {e.item_id}",
+        "output": "the output (the part attributed)", "source": f"training item {e.item_id}",
         "query_map": "where the output uses it (query map)", "source_map": "which regions of it are used (source map)",
     }
     figures = "".join(
@@ -239,7 +243,8 @@ def _flag_card(e: NearCopyEvidence) -> str:
         ("finest-level share", f"{percent(e.share)} at nu={e.level:.2f} ("
          + ("no runner-up" if e.ratio == float("inf") else f"{e.ratio:.1f}x the runner-up's {percent(e.runner_up_share)}") + ")"),
         ("map alignment", f"{e.alignment:.3f} at shift (dy, dx) = {tuple(e.alignment_shift)} map pixels"),
-        ("pixel distance", f"RMS {e.distance:.4f} at shift {tuple(e.distance_shift)} px ({e.distance_source})"),
+        ("pixel distance", f"RMS {e.distance:.4f} at shift {tuple(e.distance_shift)} px ({e.distance_source}"
+         + (f"; {e.distance_basis})" if e.distance_basis else ")")),
         ("share of the output", percent(e.output_share)),
         ("evidence files", ", ".join(e.files)),
     ]

@@ -98,7 +98,7 @@ def test_second_update_replaces_the_section_in_place(tmp_path, handbuilt_results
     assert "Cite us, please." in second and "Trained for 3500 steps with | pipes |" in second
     assert _sections(second) == _sections(rest)
     assert ModelCard.load(path).data.attribution["outputs"] == 5
-    assert "from 5 generated outputs" in second and "from 4 generated outputs" not in second
+    assert "from 5 generated images" in second and "from 4 generated images" not in second
 
 
 def test_new_card_and_bad_paths(tmp_path, handbuilt_results):

@@ -100,3 +100,39 @@ def test_thresholds_are_configurable(planted_run):
     assert any("pixel distance" in reason for reason in status["image-001.png"].reasons)
     higher_share = aggregate(planted_run["run"], near_copy=NearCopyThresholds(min_share=0.6))
     assert higher_share.near_copies == []
+
+
+def test_copies_of_a_512px_photo_are_flagged_against_a_32px_index(capsys, photo_folder, tmp_path):
+    """Like with like (issue 10, item 1): a byte-exact and a JPEG copy of a 512x512 training photo,
+    attributed against an index built at 32 px, are compared with the item at the index's resolution
+    (prepared as the index prepared its items), so both are flagged; with or without the index."""
+    import shutil
+
+    from PIL import Image
+
+    from diffusers_attr import AttributionIndex
+    from diffusers_attr.cli import main
+
+    index_dir = tmp_path / "index"
+    AttributionIndex.build(index_dir, photo_folder, resolution=32, progress=False)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    shutil.copy(photo_folder / "astronaut.png", copies / "exact.png")
+    with Image.open(photo_folder / "astronaut.png") as photo:
+        assert photo.size == (512, 512)
+        photo.save(copies / "jpeg.jpg", quality=85)
+    run = tmp_path / "run"
+    assert main(["attribute", str(copies), "--index", str(index_dir), "--out", str(run)]) == 0
+    card = tmp_path / "README.md"
+    assert main(["report", str(run), "--index", str(index_dir), "--card", str(card)]) == 0
+    printed = capsys.readouterr().out
+    assert "near-copies flagged: 2" in printed, printed
+    index = AttributionIndex.load(index_dir)
+    for summary in (aggregate(run, index=index), aggregate(run)):  # exact pixels, then the thumbnails
+        flags = {Path(e.output).name: e for e in summary.flags}
+        assert set(flags) == {"exact.png", "jpeg.png"}, [e.summary() for e in summary.near_copies]
+        assert all(e.item_id == "astronaut.png" for e in flags.values())
+        assert flags["exact.png"].distance < 1e-6 and flags["jpeg.png"].distance < 0.02
+        assert all(e.distance_basis.startswith("at the index resolution 32x32") for e in flags.values())
+    text = card.read_text()
+    assert "exact.png" in text and "jpeg.png" in text and "(not copies)" not in text
