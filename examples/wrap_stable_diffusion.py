@@ -18,7 +18,6 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from diffusers_attr import AttributedPipeline, AttributionIndex
-from diffusers_attr.report import write_run_report
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -46,11 +45,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
         prompt=args.prompt, num_images_per_prompt=args.num_images, num_inference_steps=args.steps,
         height=args.resolution, width=args.resolution, generator=torch.Generator(args.device).manual_seed(args.seed),
     )
-    paths = output.save(args.out)
+    paths = output.save(args.out)  # and the run's report, index.html
     for path, attribution in zip(paths, output.attributions):
         best = attribution.top[0]
         print(f"{path}: top source {best.id} ({best.share:.1%}) {best.metadata.get('caption', '')}")
-    print(f"report: {write_run_report(args.out).resolve().as_uri()}")
+    print(f"report: {(Path(args.out) / 'index.html').resolve().as_uri()}")
     return paths
 
 

@@ -7,13 +7,16 @@ Exit codes: 0 success, 2 bad input (the message says what to fix), 1 unexpected 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Sequence
 
 from . import attribute, demo, generate, index_cmd, report_cmd, show
-from .common import CLIError, quiet_hub
+from .common import CLIError, quiet_hub, with_flags
 
 DESCRIPTION = """Training-data attribution for diffusers pipelines: which training images each
 generated image draws on, how much, and where."""
@@ -58,10 +61,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"diffusers-attr: warning: {message}", file=sys.stderr)
 
 
+@contextmanager
+def _model_threads(args: argparse.Namespace) -> Iterator[None]:
+    """Commands that run a model (they take ``--threads``) run it, not only the engine, on the cores
+    other processes leave free, or on ``--threads``; torch's setting is restored afterwards."""
+    if not hasattr(args, "threads"):
+        yield  # show, index info, report: torch is not even imported
+        return
+    from ..threads import cpu_threads
+
+    with cpu_threads(args.threads):
+        yield
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the chosen command, turning errors into messages and exit codes."""
     try:
-        return int(args.run(args) or 0)
+        with _model_threads(args):
+            code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+        return code
     except KeyboardInterrupt:
         print("diffusers-attr: interrupted", file=sys.stderr)
         return 130
@@ -69,8 +88,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"diffusers-attr: error: {message}", file=sys.stderr)
+        print(f"diffusers-attr: error: {with_flags(message)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`show --json | head`): nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so Python's final flush of stdout does not fail again
+        return 0
     except Exception as error:  # noqa: BLE001 - the last line of defence for scripts
         if args.debug:
             traceback.print_exc()

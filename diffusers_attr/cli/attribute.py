@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     index = load_index(args.index)
     pipe = load_pipeline(args.pipeline, args.device) if args.pipeline else None
     named = collect_images(args.images)
-    attributions = attribute_images([image for _, image in named], index, pipe, **attribution_config(args, index.item_shape))
+    attributions = attribute_images([image for _, image in named], index, pipe, **attribution_config(args))
     used: set[str] = set()
     for (source, _), attribution in zip(named, attributions):
         stem = source.stem

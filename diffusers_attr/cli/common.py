@@ -12,6 +12,28 @@ class CLIError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
+FLAG_HINTS = (
+    ("pass overwrite=True to replace it", "add --overwrite to replace it"),
+    ("pass resume=False", "add --no-resume"),
+    ("pass strict=False", "drop --strict"),
+    ("pass resolution=... to resize", "add --resolution N to resize"),
+    ("leave channels=None", "leave out --channels"),
+    ("store as dtype='float32'", "use --dtype float32"),
+    ("AttributionIndex.build(INDEX_DIR, TRAIN_DIR, encoder=pipe.vae, resolution=...)", "--resolution N"),
+    ("(allow_mixed_indexes=True, --allow-mixed-indexes)", "(--allow-mixed-indexes)"),
+    ("(pipe=..., or --pipeline PATH on the command line)", "(--pipeline PATH)"),
+    ("(raise the `maps` setting of AttributedPipeline to keep more)", "(raise --maps to keep more)"),
+)
+"""Hints of the library's error messages written for Python callers, and what a command-line user types instead."""
+
+
+def with_flags(message: str) -> str:
+    """An error message with the Python arguments it suggests replaced by the command's flags."""
+    for python, flag in FLAG_HINTS:
+        message = message.replace(python, flag)
+    return message
+
+
 def existing_dir(path: str, what: str) -> Path:
     """``path`` as an existing folder, else a :class:`CLIError` naming ``what`` it should be."""
     folder = Path(path)
@@ -62,27 +84,30 @@ def load_index(path: str):
 
 
 def add_attribution_options(parser: argparse.ArgumentParser) -> None:
-    """The attribution settings every attributing subcommand takes."""
-    group = parser.add_argument_group("attribution")
-    group.add_argument("--patch-size", type=int, default=None, help="odd patch side (default 5 up to 32 px, else 7)")
+    """The attribution settings every attributing subcommand takes. An option left out is left to
+    ``AttributionConfig`` (the same defaults as in Python; every result records the values used)."""
+    group = parser.add_argument_group("attribution (defaults as in Python: diffusers_attr.config.AttributionConfig)")
+    group.add_argument("--patch-size", type=int, default=None,
+                       help="odd patch side (default 7, smaller only for items under 7 px: config.default_patch_size)")
     group.add_argument("--topk", type=int, default=None, help="keep the top-k key windows per training item")
     group.add_argument("--timesteps", type=int, nargs="+", default=None, help="noise levels as training timesteps (default 100 200 300)")
     group.add_argument("--sigmas", type=float, nargs="+", default=None, help="noise levels as VP sigma in (0, 1)")
-    group.add_argument("--top", type=int, default=10, help="training items listed per image (default 10)")
-    group.add_argument("--maps", type=int, default=3, help="top items with query/source maps (default 3)")
-    group.add_argument("--draws", type=int, default=2, help="noise draws per level in renoise mode (default 2)")
+    group.add_argument("--top", type=int, default=None, help="training items listed per image (default 10)")
+    group.add_argument("--maps", type=int, default=None, help="top items with query/source maps (default 3)")
+    group.add_argument("--draws", type=int, default=None, help="noise draws per level in renoise mode (default 2)")
     group.add_argument("--seed", type=int, default=0, help="seed of generation and noise draws (default 0)")
+    group.add_argument("--threads", type=int, default=None,
+                       help="CPU threads of the model and the attribution engine (default: the cores other processes leave free)")
 
 
-def attribution_config(args: argparse.Namespace, item_shape: tuple[int, ...], **overrides: Any) -> dict[str, Any]:
-    """AttributionConfig keyword arguments from parsed options."""
-    patch_size = args.patch_size
-    if patch_size is None:
-        patch_size = 5 if min(item_shape[1:]) <= 32 else 7
-    config = dict(
-        patch_size=patch_size, topk=args.topk, timesteps=args.timesteps, sigmas=args.sigmas, top=args.top,
-        maps=args.maps, draws=args.draws, seed=args.seed, device=args.device,
+def attribution_config(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """``AttributionConfig`` keyword arguments from parsed options: only the options given (and
+    ``overrides``), so the defaults are resolved by ``AttributionConfig.resolved`` as in Python."""
+    given = dict(
+        patch_size=args.patch_size, topk=args.topk, timesteps=args.timesteps, sigmas=args.sigmas, top=args.top,
+        maps=args.maps, draws=args.draws, seed=args.seed, device=args.device, threads=args.threads,
     )
+    config = {name: value for name, value in given.items() if value is not None}
     config.update(overrides)
     return config
 

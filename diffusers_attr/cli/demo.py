@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 from .common import add_attribution_options, attribution_config, writable_dir
+
+PREFIX = "image"
+# What a previous demo run left in its folder: `image-003.png` and everything Attribution.save writes
+# next to it (`image-003.attribution.json`, `image-003.heatmap-1.png`, ...).
+_PREVIOUS_RUN = re.compile(rf"^{PREFIX}-\d{{3}}(\.[A-Za-z0-9_.-]+)?\.(png|json|safetensors)$")
 
 EXAMPLES = """examples:
   diffusers-attr demo
@@ -18,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="generate and attribute digits with the embedded default model",
         description="Generate a handful of digits with the embedded DDPM (trained on scikit-learn digits), "
         "attribute each to the 1000 training digits, and write images with embedded metadata, heatmaps, "
-        "JSON sidecars and an HTML report.",
+        "JSON sidecars and an HTML report. Running it again replaces the previous demo run in --out.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default="diffusers-attr-demo", help="output folder (default ./diffusers-attr-demo)")
@@ -29,6 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def clear_previous_run(out: Path) -> int:
+    """Remove the images and pictures a previous demo run wrote to ``out`` (so a second run does not
+    add to them); returns how many files were removed."""
+    previous = [path for path in out.iterdir() if path.is_file() and _PREVIOUS_RUN.match(path.name)]
+    for path in previous:
+        path.unlink()
+    return len(previous)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from diffusers import DDIMScheduler
@@ -36,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..index import AttributionIndex
     from ..pipeline import AttributedPipeline
     from ..report import write_run_report
-    from ..training.digits import digits_split, load_digits_ddpm
+    from ..training.digits import digits_training_set, load_digits_ddpm
 
     out = writable_dir(args.out)
     pipe = load_digits_ddpm()
@@ -44,18 +60,16 @@ def run(args: argparse.Namespace) -> int:
     pipe.set_progress_bar_config(desc="generating", leave=False)
     if args.device:
         pipe.to(args.device)
-    train, _ = digits_split()
-    metadata = [
-        {"label": item["label"], "source": "scikit-learn digits (UCI ML hand-written digits)", "licence": "BSD-3-Clause"}
-        for item in train.metadata
-    ]
-    index = AttributionIndex.from_images(train.images, ids=train.ids, metadata=metadata, progress=False)
+    images, ids, metadata = digits_training_set()
+    index = AttributionIndex.from_images(images, ids=ids, metadata=metadata, progress=False)
     index.save(out / "index", overwrite=True)
 
-    wrapped = AttributedPipeline(pipe, index, **attribution_config(args, index.item_shape))
+    wrapped = AttributedPipeline(pipe, index, **attribution_config(args))
     generator = torch.Generator(device=args.device or "cpu").manual_seed(args.seed)
     output = wrapped(batch_size=args.num_images, num_inference_steps=args.steps, generator=generator)
-    paths = output.save(out)
+    if clear_previous_run(out):
+        print(f"replaced the previous demo run in {out}/")
+    paths = output.save(out, prefix=PREFIX, report=False)
     report = write_run_report(out, title="diffusers-attr demo: a DDPM trained on digits")
 
     for path, attribution in zip(paths, output.attributions):

@@ -77,16 +77,16 @@ def pipeline_arguments(pipe, args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import AttributedPipeline
-    from ..report import write_run_report
+    from ..report.run_html import REPORT_NAME
 
     out = writable_dir(args.out)
     signer = c2pa_signer(args)
     index = load_index(args.index)
     pipe = load_pipeline(args.pipeline, args.device)
-    wrapped = AttributedPipeline(pipe, index, **attribution_config(args, index.item_shape, mode=args.mode))
+    wrapped = AttributedPipeline(pipe, index, **attribution_config(args, mode=args.mode))
     output = wrapped(**pipeline_arguments(pipe, args))
-    paths = output.save(out, c2pa=signer)
-    report = write_run_report(out)
+    paths = output.save(out, c2pa=signer)  # and the folder's report
+    report = out / REPORT_NAME
     for path, attribution in zip(paths, output.attributions):
         print(f"{path}: top source {attribution.top[0].id} ({attribution.top[0].share:.1%})")
     print(f"report: {report.resolve().as_uri()}")

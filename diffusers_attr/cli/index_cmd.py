@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLIError, existing_dir, load_index, load_pipeline
+from .common import CLIError, existing_dir, load_pipeline
 
-DIGITS = "sklearn-digits"
+DIGITS = "sklearn-digits"  # the name diffusers_attr.index.sources knows
 
 EXAMPLES = """examples:
   diffusers-attr index build ./train-images --out ./my-index --resolution 64
@@ -16,6 +16,14 @@ EXAMPLES = """examples:
   diffusers-attr index build sklearn-digits --out ./digits-index
   diffusers-attr index info ./my-index
   diffusers-attr index verify ./my-index
+"""
+INFO_EXAMPLES = """examples:
+  diffusers-attr index info ./my-index
+  diffusers-attr index info diffusers-attr-demo/index     # the index the demo wrote
+"""
+VERIFY_EXAMPLES = """examples:
+  diffusers-attr index verify ./my-index
+  diffusers-attr index verify ./my-index && diffusers-attr generate ./my-pipeline --index ./my-index
 """
 
 
@@ -46,22 +54,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--strict", action="store_true", help="fail on unreadable files instead of skipping them")
     build.add_argument("--device", default=None, help="torch device for the VAE (default cpu)")
     build.set_defaults(run=run_build)
-    info = commands.add_parser("info", help="print what an index holds")
-    info.add_argument("path")
+    info = commands.add_parser(
+        "info", help="print what an index holds", epilog=INFO_EXAMPLES,
+        description="Items, shape, storage, space fingerprint, ids and labels of an index (reads only its manifest "
+        "and item list; checks the shard sizes).", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("path", help="index folder (index build)")
     info.set_defaults(run=run_info)
-    verify = commands.add_parser("verify", help="check every shard against its checksum")
-    verify.add_argument("path")
+    verify = commands.add_parser(
+        "verify", help="check every shard against its checksum", epilog=VERIFY_EXAMPLES,
+        description="Read every file of an index and compare its size and SHA-256 with the manifest; exit code 2 "
+        "names the first file that is missing, truncated or corrupted.", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("path", help="index folder (index build)")
     verify.set_defaults(run=run_verify)
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
 
 
 def _source(source: str):
     """(images, ids, metadata) for the index builder."""
-    if source == DIGITS:
-        from ..training.digits import digits_split
-
-        train, _ = digits_split()
-        return train.images, train.ids, train.metadata
+    if source == DIGITS and not Path(source).exists():
+        return source, None, None  # AttributionIndex.build knows the name
     folder = existing_dir(source, "image folder")
     if (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
         try:
@@ -97,15 +110,21 @@ def _size(path: Path) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    index = load_index(args.path)
-    space = index.space
-    print(f"index:      {args.path} ({_size(Path(args.path))})")
-    print(f"items:      {len(index)} of shape {tuple(index.item_shape)}, stored as {index.dtype}")
+    from ..index.manifest import check_file, read_items, read_manifest  # no torch: info stays fast
+
+    folder = existing_dir(args.path, "index folder")
+    manifest = read_manifest(folder)
+    ids, metadata = read_items(folder, manifest["items"], manifest["num_items"])
+    for entry in manifest["shards"]:
+        check_file(folder, entry, hash_contents=False)
+    space = manifest["space"]
+    print(f"index:      {args.path} ({_size(folder)})")
+    print(f"items:      {len(ids)} of shape {tuple(manifest['item_shape'])}, stored as {manifest['dtype']}")
     print(f"space:      {space['kind']}, normalisation {space.get('normalisation')}, resolution {space.get('resolution')}")
     if space["kind"] == "latent":
         print(f"vae:        {space.get('vae_class')}, weights sha256 {space.get('vae_weights_sha256', '')[:16]}..., scaling {space.get('scaling_factor')}")
-    labels = sorted({str(m["label"]) for m in index.metadata if "label" in m})
-    print(f"ids:        {index.ids[0]} ... {index.ids[-1]}")
+    labels = sorted({str(m["label"]) for m in metadata if "label" in m})
+    print(f"ids:        {ids[0]} ... {ids[-1]}")
     if labels:
         print(f"labels:     {len(labels)} distinct ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})")
     return 0

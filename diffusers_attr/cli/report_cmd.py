@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or PNG / .attribution.json files")
     parser.add_argument("--card", default=None, metavar="README.md", help="model card to write or update in place")
-    parser.add_argument("--html", default=None, metavar="OUT", help="HTML report file (or a folder: OUT/attribution-report.html)")
+    parser.add_argument("--html", default=None, metavar="OUT", help="HTML report file (.html is added to a name without one; "
+                        "an existing folder: OUT/attribution-report.html)")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="write the summary as JSON")
     parser.add_argument("--index", default=None, metavar="DIR", help="the index the images were attributed against "
                         "(ids/metadata of unlisted items; exact pixels for near-copy distances)")

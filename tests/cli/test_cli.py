@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_latent_pipeline_index_build_and_generate(capsys, sd_folder, photo_folde
     )
     assert code == 0, err
     with Image.open(out / "image-001.png") as image, Image.open(out / "image-001.heatmap-1.png") as heatmap:
-        assert image.size == (16, 16) and heatmap.size == (16, 16)
+        assert image.size == (16, 16) and heatmap.width == 256  # drawn 16x larger, with a legend below
     assert read_attribution(out / "image-001.png")["index"]["space"]["kind"] == "latent"
 
     code, _, err = run(capsys, "attribute", out / "image-000.png", "--index", index, "--out", tmp_path / "a")
@@ -178,6 +179,12 @@ def test_demo_runs_the_whole_job_offline(capsys, tmp_path):
     assert "open the report: file://" in stdout
     code, stdout, _ = run(capsys, "index", "info", out / "index")
     assert code == 0 and "1000 of shape (1, 16, 16)" in stdout
+    # again, with one image: the previous run is replaced, not added to (nor counted twice by `report`)
+    code, stdout, err = run(capsys, "demo", "--out", out, "--num-images", "1", "--steps", "2", "--timesteps", "300")
+    assert code == 0 and "replaced the previous demo run" in stdout, err
+    assert sorted(p.name for p in out.glob("image-*") if p.name.startswith("image-001")) == []
+    code, stdout, _ = run(capsys, "report", out)
+    assert code == 0 and stdout.startswith("1 outputs aggregated"), stdout
 
 
 def test_index_build_from_the_builtin_digits(capsys, tmp_path):
@@ -202,3 +209,128 @@ def test_index_build_from_a_saved_dataset(capsys, tmp_path):
 
     index = AttributionIndex.load(tmp_path / "index")
     assert index.metadata[3]["label"] == int(bunch.target[3]) and index.metadata[3]["licence"] == "BSD-3-Clause"
+
+
+def _texts(folder: Path) -> dict[str, str]:
+    """The text of every file under ``folder`` that a person could read or publish: text files as they
+    are, the metadata chunks of PNGs (compressed on disk), and the header of safetensors files."""
+    texts = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                texts[str(path)] = json.dumps(getattr(image, "text", {}))
+        elif path.suffix == ".safetensors":
+            data = path.read_bytes()
+            texts[str(path)] = data[8 : 8 + int.from_bytes(data[:8], "little")].decode()
+        else:
+            texts[str(path)] = path.read_text(encoding="utf-8")
+    return texts
+
+
+def test_no_absolute_path_in_any_artifact_of_a_run(capsys, ddpm_folder, digits_folder, tmp_path):
+    """Issue 10, item 4: index, generation, attribution of existing files and the model-card report,
+    all given absolute paths; nothing they write names a folder of this machine."""
+    index, run_dir, attributed, report = tmp_path / "index", tmp_path / "run", tmp_path / "attributed", tmp_path / "report"
+    steps = [
+        ["index", "build", digits_folder, "--out", index, "--channels", "1"],
+        ["generate", ddpm_folder, "--index", index, "--out", run_dir, "--num-images", "2", "--steps", "2", "--timesteps", "300"],
+        ["attribute", run_dir / "image-000.png", "--index", index, "--out", attributed, "--timesteps", "300", "--draws", "1"],
+        ["report", run_dir, attributed, "--index", index, "--card", report / "README.md", "--html", report / "summary",
+         "--json", report / "summary.json", "--fields", "label", "source"],
+    ]
+    for argv in steps:
+        code, _, err = run(capsys, *argv)
+        assert code == 0, err
+    code, shown, _ = run(capsys, "show", run_dir / "image-000.png")
+    assert code == 0
+    machine = {str(tmp_path), str(digits_folder), str(ddpm_folder), str(Path.home()), str(Path(__file__).parents[2])}
+    machine |= {str(Path(sys.prefix)), str(Path(json.__file__).parent)}
+    texts = {"show": shown.replace(str(run_dir / "image-000.png"), "IMAGE")}  # less the path the user typed
+    for folder in (index, run_dir, attributed, report):
+        texts |= _texts(folder)
+    assert len(texts) > 40
+    leaks = {name: sorted(p for p in machine if p in text) for name, text in texts.items()}
+    assert {name: found for name, found in leaks.items() if found} == {}
+    assert (report / "summary.html").is_file()  # `--html NAME` without an extension gets one
+    metadata = read_attribution(run_dir / "image-000.png")
+    assert metadata["model"] == f"DDPMPipeline(UNet2DModel) {ddpm_folder.name}"  # the pipeline's name, not its path
+    assert metadata["top"][0]["metadata"]["source"] == metadata["top"][0]["id"]  # relative to the indexed folder
+
+
+def test_python_and_the_command_line_resolve_the_same_settings(capsys, pixel_index, digits_folder, tmp_path):
+    """Issue 10, item 6: one default rule; the results of both record the same resolved settings."""
+    from diffusers_attr import AttributionIndex
+    from diffusers_attr.pipeline import attribute_images
+
+    image = digits_folder / "0" / "digit-00.png"
+    code, _, err = run(capsys, "attribute", image, "--index", pixel_index, "--out", tmp_path / "cli")
+    assert code == 0, err
+    from_cli = read_attribution(tmp_path / "cli" / "digit-00.png")["config"]
+    with Image.open(image) as picture:
+        [from_python] = attribute_images([picture.copy()], AttributionIndex.load(pixel_index), progress=False)
+    assert from_cli == from_python.config
+    from diffusers_attr.config import default_patch_size
+
+    assert from_cli["patch_size"] == default_patch_size((1, 8, 8)) == 7
+    assert from_cli["timesteps"] == [100, 200, 300] and from_cli["draws"] == 2 and from_cli["top"] == 10
+
+
+def test_threads_option_reaches_the_engine_settings(capsys, pixel_index, digits_folder, tmp_path):
+    code, _, err = run(capsys, "attribute", digits_folder / "0", "--index", pixel_index, "--out", tmp_path / "a", "--threads", "0")
+    assert_clean_error(code, err, "threads=0 must be a positive integer")
+    code, _, err = run(capsys, "attribute", digits_folder / "0", "--index", pixel_index, "--out", tmp_path / "b",
+                       "--threads", "1", "--timesteps", "300", "--draws", "1")
+    assert code == 0, err
+
+
+def test_help_show_and_index_info_do_not_load_torch(pixel_index, tmp_path):
+    """Issue 10, item 5: these answer at once (no torch, no diffusers imported)."""
+    from diffusers_attr.provenance import write_png
+
+    image = tmp_path / "image.png"
+
+    write_png(Image.new("L", (8, 8)), image, {"format": "diffusers-attr", "top": []})
+    for argv in (["--help"], ["index", "info", str(pixel_index)], ["show", str(image)], ["index", "info", "--help"]):
+        script = (
+            "import sys; from diffusers_attr.cli import main\n"
+            f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+            "heavy = sorted(m for m in ('torch', 'diffusers', 'numpy', 'transformers') if m in sys.modules)\n"
+            "print(code, heavy)"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert done.stdout.strip().splitlines()[-1] in ("0 []", "0 ['numpy']"), (argv, done.stdout, done.stderr)
+
+
+def test_show_into_a_closed_pipe_exits_quietly(pixel_index, digits_folder, tmp_path):
+    """Issue 10, item 7: `show --json | head` -- the reader goes away before the output is written."""
+    image = tmp_path / "image.png"
+    from diffusers_attr.provenance import write_png
+
+    write_png(Image.new("L", (8, 8)), image, {"format": "diffusers-attr", "top": [], "padding": "x" * 200_000})
+    child = subprocess.Popen([sys.executable, "-m", "diffusers_attr", "show", str(image), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    child.stdout.close()  # before Python has even started
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0 and b"Error" not in err, err
+
+
+def test_cli_hints_name_flags_not_python_arguments(capsys, digits_folder, pixel_index, tmp_path):
+    code, _, err = run(capsys, "index", "build", digits_folder, "--out", pixel_index, "--channels", "1")
+    assert_clean_error(code, err, "add --overwrite to replace it")
+    assert "overwrite=True" not in err
+    mixed = tmp_path / "mixed"
+    shutil.copytree(digits_folder, mixed)
+    Image.new("L", (9, 9)).save(mixed / "0" / "odd-size.png")
+    (mixed / "notes.md").write_text("not an image")
+    code, _, err = run(capsys, "index", "build", mixed, "--out", tmp_path / "strict", "--strict")
+    assert_clean_error(code, err, "drop --strict")
+    code, _, err = run(capsys, "index", "build", mixed, "--out", tmp_path / "sizes")
+    assert_clean_error(code, err, "add --resolution N to resize")
+
+
+def test_index_subcommands_have_examples(capsys):
+    for argv in (["index", "info", "--help"], ["index", "verify", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "examples:" in capsys.readouterr().out
