@@ -96,14 +96,17 @@ def test_run_report_in_a_browser_shows_the_maps_in_their_shape(wide_run, tmp_pat
     try:
         open_page(browser, (wide_run["run"] / "index.html").as_uri())
         shown = browser.evaluate(
-            "[...document.querySelectorAll('.views img, .maps img')].map(i => [i.getAttribute('src'),"
-            " i.naturalWidth, i.naturalHeight, getComputedStyle(i).objectFit])"
+            "[...document.querySelectorAll('.views img, .maps img')].map(i => { const r = i.getBoundingClientRect();"
+            " return [i.getAttribute('src'), i.naturalWidth, i.naturalHeight, r.width, r.height]; })"
         )
         assert browser.errors() == []
     finally:
         browser.close()
-    by_name = {src: (width, height, fit) for src, width, height, fit in shown}
-    assert by_name["wide.png"][:2] == (384, 128)
+    by_name = {src: values for src, *values in shown}
+    assert by_name["wide.png"][:2] == [384, 128]
     assert by_name["wide.heatmap-1.png"][0] == 384 and by_name["wide.source-1.png"][0] == 256
-    assert {fit for _, _, fit in by_name.values()} == {"contain"}  # never stretched to the square frame
+    for name, ratio in (("wide.heatmap-1.png", 3.0), ("wide.collage.png", 3.0), ("wide.source-1.png", 1.0)):
+        natural_width, natural_height, width, height = by_name[name]
+        assert natural_height > natural_width / ratio  # the file carries its legend below the picture ...
+        assert width / height == pytest.approx(ratio, rel=0.02)  # ... the page shows the picture, in its shape
     assert "Existing image" in (wide_run["run"] / "index.html").read_text()

@@ -34,6 +34,7 @@ a { color: var(--accent); }
 .facts dd { margin: 1px 0 0; overflow-wrap: break-word; }
 .facts .double { grid-column: span 2; }
 .facts .wide { grid-column: 1 / -1; }
+.ramp { display: inline-block; width: 120px; height: 9px; border-radius: 2px; vertical-align: middle; }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin: 0; padding: 0; list-style: none; }
 .chip {
   display: inline-block; padding: 1px 8px; border-radius: 999px; background: var(--accent-soft);
@@ -63,6 +64,9 @@ a.chip:hover, a.chip:focus-visible { background: var(--accent); color: #fff; }
   display: flex; align-items: center; justify-content: center;
 }
 .frame img { width: 100%; height: 100%; object-fit: contain; display: block; }
+.frame[data-map] img { aspect-ratio: var(--ratio); object-fit: cover; object-position: top; }
+.frame[data-map="wide"] img { width: 100%; height: auto; }
+.frame[data-map="tall"] img { width: auto; height: 100%; }
 .px img { image-rendering: pixelated; }
 .missing {
   width: 100%; height: 100%; display: flex; align-items: center; justify-content: center; text-align: center;

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 from PIL import Image
 
 from .._version import __version__
@@ -28,7 +29,7 @@ from ..provenance import (
     read_png_metadata,
     sidecar_path,
 )
-from ..render.colormap import CATEGORICAL, OTHER_COLOUR
+from ..render.colormap import CATEGORICAL, OTHER_COLOUR, heat
 from .assets import CSS, JS
 from .formatting import SHARES, escape, html_head, images_noun, write_text_atomic
 
@@ -40,6 +41,9 @@ _PICTURE = re.compile(r"^(?P<stem>.+)\.(?:heatmap-\d+|source-\d+|train-\d+|colla
 _OTHER_PICTURE = re.compile(r"^(?P<stem>.+)\.[A-Za-z][A-Za-z0-9_-]*\.png$", re.IGNORECASE)
 # Outputs smaller than this (pixels, longest side) are scaled up with crisp pixels rather than blurred.
 _PIXELATED_BELOW = 160
+_HEAT_GRADIENT = "linear-gradient(to right, " + ", ".join(
+    f"rgb({r}, {g}, {b})" for r, g, b in heat(np.linspace(0, 1, 8)).tolist()
+) + ")"
 _CONFIG_ORDER = ("mode", "patch_size", "scales", "topk", "timesteps", "sigmas", "draws", "seed", "top", "maps")
 
 
@@ -341,11 +345,20 @@ def _item_text(item: dict[str, Any]) -> tuple[str, str]:
     return " · ".join(parts), tooltip
 
 
-def _frame(name: str | None, alt: str, missing: str) -> str:
-    """An image in a square frame, or a note saying it is missing (never a broken <img>)."""
+def _frame(name: str | None, alt: str, missing: str, shape: str = "") -> str:
+    """An image in a square frame, or a note saying it is missing (never a broken <img>). With a
+    ``shape`` (:func:`_map_shape`) the image is a map picture shown without the legend below it."""
     if name is None:
-        return f'<div class="frame"><p class="missing">{escape(missing)}</p></div>'
-    return f'<div class="frame"><img src="{_url(name)}" alt="{escape(alt)}" decoding="async"></div>'
+        return f'<div class="frame"{shape}><p class="missing">{escape(missing)}</p></div>'
+    return f'<div class="frame"{shape}><img src="{_url(name)}" alt="{escape(alt)}" decoding="async"></div>'
+
+
+def _map_shape(size: tuple[float, float]) -> str:
+    """Attributes of a frame that shows map pictures of ``size`` (width, height): their aspect ratio,
+    so the picture is fitted in its shape and the legend the file carries below it is cut off (this
+    page has its own legends)."""
+    width, height = max(1, round(size[0])), max(1, round(size[1]))
+    return f' data-map="{"wide" if width >= height else "tall"}" style="--ratio: {width} / {height}"'
 
 
 def _page(folder: RunFolder, title: str, names: set[str]) -> str:
@@ -381,6 +394,8 @@ which training items each image draws on, how much, and where.</p>
 <div><dt>Index</dt><dd>{escape(index_items)}</dd></div>
 <div><dt>Images</dt><dd>{len(images)}</dd></div>
 <div class="wide"><dt>Attribution settings</dt><dd class="mono">{escape(configs)}</dd></div>
+<div class="wide"><dt>Maps</dt><dd><span class="ramp" style="background: {_HEAT_GRADIENT}"></span> unused → most used by the
+item (each map scaled to its maximum); only the part of an image that was attributed is coloured, the rest is dimmed</dd></div>
 <div class="wide"><dt>Images in this run</dt><dd><ul class="chips">{toc}</ul></dd></div>
 </dl>
 {notice}
@@ -433,11 +448,14 @@ def _card(image: RunImage, names: set[str]) -> str:
         return f"{stem}.{kind}-{rank}.png is missing from this folder."
 
     origin = str(metadata.get("origin") or "generated")
+    region = metadata.get("region") or (0, 0, *image.size)
+    output_shape = _map_shape(image.size)
+    source_shape = _map_shape((region[2] - region[0], region[3] - region[1]))
     first = top[0] if top else None
     first_label = f"#1 ({first['id']})" if first else "the top item"
     heatmap_view = _frame(
         present("heatmap-1"), f"where {stem} uses {first_label}",
-        map_note("heatmap", 1) if first else "No training items were listed.",
+        map_note("heatmap", 1) if first else "No training items were listed.", output_shape,
     )
     collage = present("collage")
     legend_items = "".join(
@@ -451,7 +469,7 @@ def _card(image: RunImage, names: set[str]) -> str:
     views = f"""<div class="views">
 <figure class="view"><figcaption>{escape(origin.capitalize())} image</figcaption>{_frame(image.path.name, f"{origin} image {stem}", "")}</figure>
 <figure class="view"><figcaption>Where it uses {escape(first_label)}</figcaption>{heatmap_view}</figure>
-<figure class="view collage-view"><div><figcaption>Dominant source per pixel</figcaption>{_frame(collage, f"dominant-source collage of {stem}", f"{stem}.collage.png is missing from this folder.")}</div>
+<figure class="view collage-view"><div><figcaption>Dominant source per pixel</figcaption>{_frame(collage, f"dominant-source collage of {stem}", f"{stem}.collage.png is missing from this folder.", output_shape)}</div>
 <ul class="legend" aria-label="collage colours">{legend_items}</ul></figure>
 </div>"""
 
@@ -512,8 +530,8 @@ def _card(image: RunImage, names: set[str]) -> str:
 <p class="detail-caption">{escape(subtitle)}</p>
 <p class="detail-stats">{escape(detail_stats)}</p>
 <div class="maps">
-<figure class="map"><figcaption>In the output (query map)</figcaption><div class="frame" data-slot="query">{query_slot}</div></figure>
-<figure class="map"><figcaption>In the training item (source map)</figcaption><div class="frame" data-slot="source">{source_slot}</div></figure>
+<figure class="map"><figcaption>In the output (query map)</figcaption><div class="frame" data-slot="query"{output_shape}>{query_slot}</div></figure>
+<figure class="map"><figcaption>In the training item (source map)</figcaption><div class="frame" data-slot="source"{source_shape}>{source_slot}</div></figure>
 </div>
 </aside>"""
 
