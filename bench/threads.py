@@ -34,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -137,16 +138,31 @@ def python_seconds(code: str, repeats: int) -> list[float]:
 
 
 def cli_rounds(repeats: int, before: Path | None) -> dict:
-    """Interleaved: this checkout's `--help`, another checkout's (when given), bare Python, importing torch."""
+    """Interleaved start-up times: bare Python, importing torch, and `--help`, `show IMAGE` and
+    `index info INDEX` of this checkout (and `--help` of another one, when given)."""
+    from PIL import Image
+
+    from diffusers_attr import AttributionIndex
+    from diffusers_attr.provenance import write_png
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    image, index = folder / "image.png", folder / "index"
+    write_png(Image.new("L", (8, 8)), image, {"format": "diffusers-attr", "top": [], "levels": []})
+    AttributionIndex.from_images(torch.zeros(4, 1, 8, 8), progress=False).save(index)
     runs = {"python -c pass": lambda: python_seconds("pass", 1),
             "python -c 'import torch'": lambda: python_seconds("import torch", 1),
-            "diffusers-attr --help": lambda: cli_seconds(ROOT, ["--help"], 1)}
+            "diffusers-attr --help": lambda: cli_seconds(ROOT, ["--help"], 1),
+            "diffusers-attr show IMAGE": lambda: cli_seconds(ROOT, ["show", str(image)], 1),
+            "diffusers-attr index info INDEX": lambda: cli_seconds(ROOT, ["index", "info", str(index)], 1)}
     if before is not None:
         runs["diffusers-attr --help (before)"] = lambda: cli_seconds(before, ["--help"], 1)
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            times[name] += run()
+    try:
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name] += run()
+    finally:
+        shutil.rmtree(folder)
     return times
 
 
