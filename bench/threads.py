@@ -197,8 +197,8 @@ def docs_section(report: dict) -> str:
         "## Engine threads on a shared machine",
         "",
         "The engine with the default thread policy (`auto`: the cores other processes leave free,",
-        "`diffusers_attr/threads.py`) against torch's default (one thread per core) and 1 thread, with the",
-        "machine to itself and with one competing busy process (`python -c \"while True: pass\"`). Workload: one",
+        "`diffusers_attr/threads.py`) against torch's default (one thread per core) and 1 thread, without",
+        "(\"alone\") and with one competing busy process (`python -c \"while True: pass\"`). Workload: one",
         f"existing image as the Attributor gives it to the engine (`nda_attribute`, {report['config']['size']}x"
         f"{report['config']['size']}x3, 3 noise levels x 2",
         f"draws, {report['config']['items']} training items, patch 7, maps of the top 3). Each round runs all six",
@@ -239,10 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-repeats", type=int, default=None, help="runs of each start-up command (default 7; quick 2)")
     parser.add_argument("--cli-before", type=Path, default=None, help="another checkout whose `--help` is timed too")
     parser.add_argument("--quick", action="store_true", help="tiny workload, one round (CI smoke run)")
-    parser.add_argument("--notes", type=Path, default=None, help="markdown appended to the docs section")
+    parser.add_argument("--notes", type=Path, default=ROOT / "bench" / "threads_notes.md",
+                        help="markdown appended to the docs section (default bench/threads_notes.md)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the section of docs/benchmarks.md")
+    parser.add_argument("--docs-only", action="store_true", help="only rewrite the section from the results file")
     args = parser.parse_args(argv)
+    if args.docs_only:
+        report = json.loads((args.out_dir / f"threads_cpu{'_quick' if args.quick else ''}.json").read_text())
+        if args.notes and args.notes.exists():
+            report["notes"] = args.notes.read_text()
+        write_docs_section("threads", docs_section(report))
+        return 0
     repeats = args.repeats or (1 if args.quick else 5)
     items = args.items or (8 if args.quick else 65)
     cli_repeats = args.cli_repeats or (2 if args.quick else 7)
@@ -258,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     report["summary"] = summarise(report["rows"])
     report["cli"] = cli_rounds(cli_repeats, args.cli_before.resolve() if args.cli_before else None)
     report["runtime_seconds"] = time.perf_counter() - started
-    if args.notes:
+    if args.notes and args.notes.exists():
         report["notes"] = args.notes.read_text()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"threads_cpu{'_quick' if args.quick else ''}.json"
