@@ -167,7 +167,8 @@ class AttributionSummary:
         indexes: the index fingerprints with the number of outputs of each.
         models, schedulers, configs: distinct values with their output counts.
         skipped: files (or objects) that could not be used, with the reason.
-        sources: what was aggregated (folders, files, ``<objects>``).
+        sources: what was aggregated, by name (folder names, ``<folder>/<file>``, ``<n objects>``; never an
+            absolute path).
         coverage_curve: ``(items, cumulative fraction of all mass)`` points, items sorted by share.
         top1_shares: the top item's share in each output (for the share distribution).
         thumbnails: where pictures of the listed items are (internal: a file path or a PIL image).

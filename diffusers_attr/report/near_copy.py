@@ -90,8 +90,8 @@ class NearCopyEvidence:
     """The evidence for (or against) one output being a near-copy of one training item.
 
     Attributes:
-        output: the output's name (file name, or ``result-<n>`` for objects).
-        path: the output's file, when it came from a folder.
+        output: the output's name (``<folder>/<file>``, never an absolute path; ``result-<n>`` for objects).
+        path: the same name, when the output is a file (None for objects).
         item_id: the training item that dominates the lowest noise level.
         item_index: its position in the index.
         item_rank: its rank in the output's top items (1 = top source).
@@ -110,7 +110,7 @@ class NearCopyEvidence:
         flagged: all thresholds hold.
         exact: dominance and maps came from the full arrays (False: estimated from the JSON top items).
         reasons: why it is not flagged, or which evidence is missing; empty for a flag.
-        files: the files the evidence was read from.
+        files: the files the evidence was read from (named like ``output``).
         pictures: PNG bytes of ``output``, ``source`` (the item), ``query_map`` and ``source_map``
             pictures, kept for reports (not serialised by :meth:`to_dict`).
     """
