@@ -17,6 +17,9 @@ Multistep solvers (DPM-Solver, DEIS, UniPC, SA-Solver) also keep a ``sigmas`` ta
 from ``abar`` at the (rounded) timestep when Karras/exponential/beta/Lu sigmas are on. When a scheduler
 keeps the table, we read it: ``alpha_t = 1 / sqrt(1 + s^2)``, ``sigma_t = s / sqrt(1 + s^2)``.
 
+``DDPMWuerstchenScheduler`` (Wuerstchen, Stable Cascade) is variance preserving in continuous time:
+its timesteps are ratios ``t`` in [0, 1] and ``abar(t)`` is the scheduler's own cosine schedule.
+
 **variance_exploding** (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral, DPM-Solver SDE,
 EDM Euler, EDM DPM-Solver). These "Karras sigma" schedulers hold the state unscaled,
 ``x_t = x_0 + s * eps``, and divide by ``sqrt(1 + s^2)`` only in ``scale_model_input`` before the model
@@ -45,7 +48,8 @@ the same noise level). Pass ``step_index`` to skip the search (the recorder pass
 
 **Training timesteps** (renoise mode) are DDPM-style integers ``t`` in ``[0, num_train_timesteps)``:
 ``abar_t = alphas_cumprod[t]`` for the VP family, ``s = sqrt((1 - abar_t) / abar_t)`` for the VE family
-(each in its own family's space), and ``s = (t + 1) / num_train_timesteps`` for flow matching, moved by
+(each in its own family's space; for ``DDPMWuerstchenScheduler``, the continuous time ``t / 1000``),
+and ``s = (t + 1) / num_train_timesteps`` for flow matching, moved by
 the scheduler's static shift (``shift``, or ``flow_shift`` with ``use_flow_sigmas``) as the flow-match
 scheduler's own training grid is; resolution-dependent (dynamic) shifting is not applied.
 
@@ -97,6 +101,7 @@ SCHEDULER_FAMILIES: dict[str, tuple[str, ...]] = {
         "DEISMultistepScheduler",
         "UniPCMultistepScheduler",
         "SASolverScheduler",
+        "DDPMWuerstchenScheduler",
     ),
     VARIANCE_EXPLODING: (
         "EulerDiscreteScheduler",
@@ -116,6 +121,12 @@ SCHEDULER_FAMILIES: dict[str, tuple[str, ...]] = {
         "FlowMatchLCMScheduler",
     ),
 }
+
+# Variance-preserving schedulers in continuous time: timesteps are ratios in [0, 1] and the scheduler
+# computes abar(t) itself (no alphas_cumprod table, no num_train_timesteps).
+CONTINUOUS_TIME_SCHEDULERS = ("DDPMWuerstchenScheduler",)
+CONTINUOUS_TRAIN_TIMESTEPS = 1000
+"""Training timestep ``t`` of a continuous-time scheduler means its time ``t / 1000``."""
 
 # Schedulers whose visited states are not ``alpha_t * x_0 + sigma_t * eps`` at a known level, with why.
 INCOMPATIBLE_SCHEDULERS: dict[str, str] = {
@@ -181,11 +192,14 @@ def scheduler_family(scheduler) -> str:
     )
 
 
-def _as_scalar(value, what: str) -> float:
+def as_scalar(value, what: str) -> float:
+    """``value`` (a number or a tensor) as a float. A tensor of several equal entries (one timestep per
+    sample, as the Wuerstchen pipelines pass) is that value."""
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{what} must be a scalar; got a tensor of shape {tuple(value.shape)}")
-        return float(value.item())
+        flat = value.detach().flatten()
+        if flat.numel() == 0 or not bool((flat == flat[0]).all()):
+            raise ValueError(f"{what} must be a scalar or equal for every sample; got {flat.tolist()}")
+        return float(flat[0].item())
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -206,6 +220,7 @@ class NoiseSchedule:
     def __init__(self, scheduler):
         self.family = scheduler_family(scheduler)
         self.scheduler = scheduler
+        self._continuous_time = any(name in CONTINUOUS_TIME_SCHEDULERS for name in _class_names(scheduler))
         # A `sigmas` table, when kept, is what the scheduler's own `step` and `add_noise` read.
         self._reads_sigma_table = getattr(scheduler, "sigmas", None) is not None
         if not self._reads_sigma_table and self.family != VARIANCE_PRESERVING:
@@ -221,6 +236,8 @@ class NoiseSchedule:
 
     @property
     def num_train_timesteps(self) -> int:
+        if self._continuous_time:
+            return CONTINUOUS_TRAIN_TIMESTEPS
         return int(self.scheduler.config.num_train_timesteps)
 
     # -- the three families' formulas ------------------------------------------------------------
@@ -231,7 +248,7 @@ class NoiseSchedule:
         variance_preserving: ``(1 / sqrt(1 + s^2), s / sqrt(1 + s^2))``; variance_exploding: ``(1, s)``;
         flow_matching: ``(1 - s, s)`` with ``s`` in [0, 1].
         """
-        s = _as_scalar(sigma, "sigma")
+        s = as_scalar(sigma, "sigma")
         if not s >= 0 or math.isinf(s):
             raise ValueError(f"sigma={s} must be a finite number >= 0")
         if self.family == VARIANCE_PRESERVING:
@@ -247,11 +264,18 @@ class NoiseSchedule:
         abar = float(self.scheduler.alphas_cumprod[t])
         return NoiseCoefficients(math.sqrt(abar), math.sqrt(1.0 - abar))
 
+    def _coefficients_for_continuous_time(self, time: float) -> NoiseCoefficients:
+        if not 0.0 <= time <= 1.0:
+            raise ValueError(f"timestep={time:g} must be a time in [0, 1] for {type(self.scheduler).__name__}")
+        # The scheduler's own abar(t), the one its `step` and `add_noise` use.
+        abar = float(self.scheduler._alpha_cumprod(torch.tensor([time]), "cpu")[0])
+        return NoiseCoefficients(math.sqrt(abar), math.sqrt(1.0 - abar))
+
     # -- sampling timesteps --------------------------------------------------------------------------
 
     def step_index_of(self, timestep) -> int:
         """Index of ``timestep`` in ``scheduler.timesteps`` (second occurrence when it occurs twice)."""
-        t = _as_scalar(timestep, "timestep")
+        t = as_scalar(timestep, "timestep")
         timesteps = torch.as_tensor(self.scheduler.timesteps).detach().cpu().double().flatten()
         matches = (timesteps == t).nonzero().flatten()
         if len(matches) == 0:  # a float timestep that went through another dtype on the way
@@ -271,7 +295,8 @@ class NoiseSchedule:
 
         Parameters:
             timestep: a value of ``scheduler.timesteps`` (int, float or 0-d tensor). For the VP schedulers
-                without a ``sigmas`` table (DDPM, DDIM, PNDM, LCM, TCD, ...) any integer training timestep.
+                without a ``sigmas`` table (DDPM, DDIM, PNDM, LCM, TCD, ...) any integer training timestep;
+                for ``DDPMWuerstchenScheduler`` any time in [0, 1] (also one per sample, all equal).
             step_index: the index into ``scheduler.sigmas`` when known (e.g. ``scheduler.step_index``
                 during sampling); skips the timestep search. Ignored by schedulers without a table.
 
@@ -281,6 +306,8 @@ class NoiseSchedule:
         Raises:
             ValueError: the timestep is not one the scheduler uses, or ``step_index`` is out of range.
         """
+        if self._continuous_time:
+            return self._coefficients_for_continuous_time(as_scalar(timestep, "timestep"))
         if not self._reads_sigma_table:
             return self.coefficients_for_train_timestep(timestep)
         sigmas = self.scheduler.sigmas
@@ -326,7 +353,7 @@ class NoiseSchedule:
         Raises:
             ValueError: ``t`` is not an integer in range, or the scheduler has no discrete training grid.
         """
-        value = _as_scalar(t, "train timestep")
+        value = as_scalar(t, "train timestep")
         n = self.num_train_timesteps
         if not value.is_integer() or not 0 <= value < n:
             raise ValueError(f"train timestep t={value:g} must be an integer in [0, {n})")
@@ -341,6 +368,8 @@ class NoiseSchedule:
                     shift = float(getattr(self.scheduler, "shift", config.get("shift", 1.0)))
                 s = shift * s / (1 + (shift - 1) * s)
             return self.coefficients_for_sigma(s)
+        if self._continuous_time:
+            return self._coefficients_for_continuous_time(t / n)
         if getattr(self.scheduler, "alphas_cumprod", None) is None:
             raise ValueError(
                 f"{type(self.scheduler).__name__} has no alphas_cumprod, so no discrete training timesteps; "

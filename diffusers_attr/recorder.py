@@ -48,7 +48,7 @@ from typing import Callable, Iterable, Sequence, Union
 import torch
 
 from .levels import vp_noise_level
-from .noise import NoiseSchedule, noise_schedule
+from .noise import NoiseSchedule, as_scalar, noise_schedule
 
 StepSelector = Union[None, Iterable[int], Callable[[int, float, float], bool]]
 
@@ -217,7 +217,7 @@ class TrajectoryRecorder:
         if sigma_index is None:
             sigma_index = getattr(scheduler, "begin_index", None)
         alpha, sigma = self.schedule.coefficients_at(timestep, step_index=sigma_index)
-        timestep = float(timestep)
+        timestep = as_scalar(timestep, "timestep")
         if not self._keep(step_index, timestep, sigma):
             return
         closer = None

@@ -9,6 +9,7 @@ from diffusers import DDPMScheduler
 
 from diffusers_attr.noise import (
     FLOW_MATCHING,
+    INCOMPATIBLE_SCHEDULERS,
     VARIANCE_EXPLODING,
     VARIANCE_PRESERVING,
     noise_schedule,
@@ -215,9 +216,12 @@ def test_subclasses_inherit_the_family():
     assert noise_schedule(MyEuler()).family == VARIANCE_EXPLODING
 
 
-@pytest.mark.parametrize("name", ["ScoreSdeVeScheduler", "CMStochasticIterativeScheduler", "DDIMInverseScheduler"])
+REQUIRED_ARGUMENTS = {"VQDiffusionScheduler": {"num_vec_classes": 4}, "AmusedScheduler": {"mask_token_id": 0}}
+
+
+@pytest.mark.parametrize("name", list(INCOMPATIBLE_SCHEDULERS))
 def test_incompatible_scheduler_is_rejected(name):
-    scheduler = getattr(diffusers, name)()
+    scheduler = getattr(diffusers.schedulers, name)(**REQUIRED_ARGUMENTS.get(name, {}))
     with pytest.raises(ValueError) as error:
         noise_schedule(scheduler)
     message = str(error.value)
@@ -225,6 +229,24 @@ def test_incompatible_scheduler_is_rejected(name):
     for family in (VARIANCE_PRESERVING, VARIANCE_EXPLODING, FLOW_MATCHING):
         assert family in message
     assert "EulerDiscreteScheduler" in message
+
+
+def test_wuerstchen_scheduler_is_variance_preserving_in_continuous_time():
+    scheduler = diffusers.DDPMWuerstchenScheduler(scaler=1.5)
+    scheduler.set_timesteps(4)
+    schedule = noise_schedule(scheduler)
+    assert schedule.family == VARIANCE_PRESERVING
+    x0, eps = torch.randn(3, 4, 5, 5), torch.randn(3, 4, 5, 5)
+    for t in scheduler.timesteps:
+        per_sample = t.expand(3)  # what the Wuerstchen and Stable Cascade pipelines pass to `step`
+        torch.testing.assert_close(schedule.add_noise(x0, eps, per_sample), scheduler.add_noise(x0, eps, per_sample))
+        alpha, sigma = schedule.coefficients_at(per_sample)
+        assert alpha**2 + sigma**2 == pytest.approx(1.0)
+    assert schedule.coefficients_at(0.3) == schedule.coefficients_for_train_timestep(300)  # t means time t / 1000
+    with pytest.raises(ValueError, match="equal for every sample"):
+        schedule.coefficients_at(torch.tensor([0.2, 0.3]))
+    with pytest.raises(ValueError, match=r"must be a time in \[0, 1\]"):
+        schedule.coefficients_at(1.5)
 
 
 def test_unknown_scheduler_is_rejected():
