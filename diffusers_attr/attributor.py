@@ -14,11 +14,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .attribution import Attribution, NoiseLevel, TopItem
+from .autoencoders import Autoencoder
 from .config import AttributionConfig
 from .engine import nda_attribute
 from .index import AttributionIndex
 from .index.images import crop_box, index_preparation, prepare_like_index
-from .index.stream import encode
 from .levels import vp_coefficients
 from .threads import cpu_threads
 
@@ -45,17 +45,18 @@ class Attributor:
     Parameters:
         index: the training set in the model's space.
         config: the attribution settings (resolved for the index: see ``AttributionConfig.resolved``).
-        vae: the pipeline's VAE for latent models (decodes source thumbnails, encodes images).
+        autoencoder: the pipeline's autoencoder adapter for latent models (decodes source thumbnails,
+            encodes images); None for pixel models.
         model, scheduler: names recorded with each result.
     """
 
     def __init__(
-        self, index: AttributionIndex, config: AttributionConfig, *, vae: Any = None,
+        self, index: AttributionIndex, config: AttributionConfig, *, autoencoder: Autoencoder | None = None,
         model: str = "", scheduler: str = "",
     ):
         self.index = index
         self.config = config.resolved(index.item_shape)
-        self.vae = vae
+        self.autoencoder = autoencoder
         self.model = model
         self.scheduler = scheduler
         self.fingerprint = index_fingerprint(index)
@@ -105,7 +106,7 @@ class Attributor:
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> model space ``[B, C, H, W]``, prepared exactly as the index was."""
         pixels = torch.stack([prepare_like_index(image, self.index.space)[0] for image in images])
-        return encode(self.vae, pixels) if self.vae is not None else pixels
+        return self.autoencoder.encode(pixels) if self.autoencoder is not None else pixels
 
     def region(self, image: Image.Image | None) -> tuple[float, float, float, float] | None:
         """The part of ``image`` an attribution describes: what :meth:`encode_images` keeps of it
@@ -154,18 +155,11 @@ class Attributor:
         ]
 
     def item_images(self, items: list[int]) -> list[Image.Image]:
-        """Index items as pictures (decoded through the VAE for latent indexes)."""
+        """Index items as pictures (decoded through the autoencoder for latent indexes)."""
         if not items:
             return []
         stored = self.index.gather(items).float()
-        if self.vae is None:
-            return to_pil(stored)
-        parameter = next(self.vae.parameters())
-        config = self.vae.config
-        latents = stored / config.scaling_factor + (config.get("shift_factor") or 0.0)
-        with torch.no_grad():
-            decoded = self.vae.decode(latents.to(parameter.device, parameter.dtype)).sample
-        return to_pil(decoded)
+        return to_pil(stored if self.autoencoder is None else self.autoencoder.decode(stored))
 
     def _merge_draws(self, result: Attribution, n_levels: int) -> Attribution:
         """Average the renoise draws of each level into one level entry."""

@@ -15,6 +15,7 @@ from PIL import Image
 
 from .attribution import Attribution, NoiseLevel
 from .attributor import Attributor
+from .autoencoders import pipeline_autoencoder
 from .config import AttributionConfig
 from .index import AttributionIndex, check_space, space_fingerprint
 from .levels import nearest_steps, resolve_levels, vp_noise_level
@@ -108,7 +109,7 @@ class AttributedPipeline:
     Parameters:
         pipe: any diffusers pipeline whose scheduler has a Gaussian forward process (DDPM, DDIM,
             DPM-Solver, Euler, Heun, flow matching, ...).
-        index: the training set in the pipeline's space (latent pipelines: built through ``pipe.vae``).
+        index: the training set in the pipeline's space (latent pipelines: built with ``encoder=pipe``).
         **config: settings of :class:`~diffusers_attr.config.AttributionConfig` (``patch_size``,
             ``topk``, ``scales``, ``timesteps`` or ``sigmas``, ``mode``, ``draws``, ``seed``, ``top``,
             ``maps``, ``device``, ``memory_budget``, ``progress``).
@@ -123,15 +124,15 @@ class AttributedPipeline:
         self.config = AttributionConfig(**config).resolved(index.item_shape)
         self.schedule = noise_schedule(pipe.scheduler)
         self.levels = resolve_levels(self.schedule, self.config.timesteps, self.config.sigmas)
-        self.vae = getattr(pipe, "vae", None)
-        expected = space_fingerprint(index.item_shape, encoder=self.vae)
+        self.autoencoder = pipeline_autoencoder(pipe)
+        expected = space_fingerprint(index.item_shape, encoder=self.autoencoder)
         expected["item_shape"] = expected["resolution"] = None  # checked against each generation
         check_space(expected, index.space)
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
         model = f"{type(pipe).__name__}({type(denoiser).__name__})"
         name = pipeline_name(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path"))
         self.attributor = Attributor(
-            index, self.config, vae=self.vae, model=f"{model} {name}" if name else model,
+            index, self.config, autoencoder=self.autoencoder, model=f"{model} {name}" if name else model,
             scheduler=type(pipe.scheduler).__name__,
         )
 
@@ -171,7 +172,7 @@ class AttributedPipeline:
 
     def attribute_images(self, images: list[Image.Image]) -> list[Attribution]:
         """Attribute existing images (renoise mode): each is prepared like the index items, encoded by
-        the pipeline's VAE for latent pipelines, and noised at the configured levels."""
+        the pipeline's autoencoder for latent pipelines, and noised at the configured levels."""
         x0 = self.attributor.encode_images(images)
         return self.attributor.renoise(x0, self.levels, list(images), origin="existing")
 
@@ -183,8 +184,8 @@ def attribute_images(
 
     Parameters:
         images: PIL images; prepared like the index items (resized to the index resolution).
-        index: the training set. A latent index needs ``pipe`` (its VAE encodes the images).
-        pipe: the pipeline that made the images, if known: its VAE and scheduler are used. Without it
+        index: the training set. A latent index needs ``pipe`` (its autoencoder encodes the images).
+        pipe: the pipeline that made the images, if known: its autoencoder and scheduler are used. Without it
             training timesteps are read on diffusers' default DDPM schedule.
         **config: :class:`~diffusers_attr.config.AttributionConfig` settings (mode is renoise).
 
@@ -195,8 +196,8 @@ def attribute_images(
         return AttributedPipeline(pipe, index, **(config | {"mode": "renoise"})).attribute_images(images)
     if index.space.get("kind") == "latent":
         raise ValueError(
-            "this index holds VAE latents; pass the pipeline (pipe=..., or --pipeline PATH on the command "
-            "line) so its VAE can encode the images"
+            "this index holds autoencoder latents; pass the pipeline (pipe=..., or --pipeline PATH on the "
+            "command line) so its autoencoder can encode the images"
         )
     from diffusers import DDPMScheduler
 

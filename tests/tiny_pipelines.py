@@ -123,6 +123,11 @@ def _tiny_clip_config(**extra) -> CLIPTextConfig:
     )
 
 
+def tiny_t5_config() -> T5Config:
+    """A two-layer T5 encoder config (d_model 32, vocabulary 1000)."""
+    return T5Config(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, vocab_size=1000, decoder_start_token_id=0)
+
+
 def tiny_vae(seed: int | None = None) -> AutoencoderKL:
     """The tiny Stable Diffusion VAE: RGB -> 4 latent channels, downsampling by 2 (seeded when given)."""
     if seed is not None:
@@ -264,9 +269,7 @@ def tiny_flux_pipeline(scheduler=None, seed: int = 0) -> FluxPipeline:
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(_tiny_clip_config(hidden_act="gelu", projection_dim=32)).eval()
     torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, vocab_size=1000, decoder_start_token_id=0)
-    ).eval()
+    text_encoder_2 = T5EncoderModel(tiny_t5_config()).eval()
     vae = _tiny_flow_vae(FLUX_IMAGE_SIZE, latent_channels=1, seed=seed)
     pipe = FluxPipeline(
         transformer=transformer,

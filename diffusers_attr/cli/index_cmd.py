@@ -30,7 +30,7 @@ VERIFY_EXAMPLES = """examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "index", help="build, inspect or verify a training-set index",
-        description="The training set in the model's space: pixels in [-1, 1], or VAE latents for latent pipelines.",
+        description="The training set in the model's space: pixels in [-1, 1], or autoencoder latents for latent pipelines.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="index_command", metavar="{build,info,verify}")
@@ -43,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"datasets' save_to_disk, or {DIGITS} (the 1000 training digits of the demo)",
     )
     build.add_argument("--out", required=True, help="index folder to write")
-    build.add_argument("--pipeline", default=None, help="pipeline folder whose VAE encodes the images (latent pipelines)")
+    build.add_argument(
+        "--pipeline", default=None,
+        help="pipeline folder whose autoencoder (vae, movq, vqvae, vqgan) encodes the images (latent pipelines)",
+    )
     build.add_argument("--resolution", type=int, default=None, help="resize (shorter side) and centre-crop to this size")
     build.add_argument("--channels", type=int, choices=(1, 3), default=None, help="1 (greyscale) or 3 (RGB)")
     build.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
@@ -88,15 +91,18 @@ def _source(source: str):
 def run_build(args: argparse.Namespace) -> int:
     from ..index import AttributionIndex
 
+    from ..autoencoders import pipeline_autoencoder
+
     images, ids, metadata = _source(args.source)
-    vae = None
+    encoder = None
     if args.pipeline:
-        pipe = load_pipeline(args.pipeline, args.device)
-        vae = getattr(pipe, "vae", None)
-        if vae is None:
-            raise CLIError(f"the pipeline in {args.pipeline} has no VAE (a pixel-space model): build without --pipeline")
+        encoder = pipeline_autoencoder(load_pipeline(args.pipeline, args.device))
+        if encoder is None:
+            raise CLIError(
+                f"the pipeline in {args.pipeline} has no autoencoder (a pixel-space model): build without --pipeline"
+            )
     index = AttributionIndex.build(
-        args.out, images, ids, metadata, encoder=vae, resolution=args.resolution, channels=args.channels,
+        args.out, images, ids, metadata, encoder=encoder, resolution=args.resolution, channels=args.channels,
         dtype=args.dtype, shard_size=args.shard_size, batch_size=args.batch_size, resume=not args.no_resume,
         overwrite=args.overwrite, strict=args.strict,
     )

@@ -10,20 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from ..autoencoders import Autoencoder, autoencoder_for
 from .images import MODES
 from .manifest import BUILD_STATE, FORMAT_VERSION, MANIFEST, PARTIAL_SUFFIX, write_items, write_manifest
 from .sources import ItemSource, open_source
 from .space import NORMALISATION, encoder_fingerprint, make_space
 from .stream import iter_batches
 from .writer import ResumeCheck, ShardWriter, open_partial, record_name, storage_dtype
-
-if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
-
 
 def _positive(name: str, value: int | None) -> None:
     """Raise unless ``value`` is ``None`` or a positive int."""
@@ -34,7 +31,7 @@ def _positive(name: str, value: int | None) -> None:
 def _settings(
     images: Any,
     source: ItemSource,
-    encoder: AutoencoderKL | None,
+    encoder: Autoencoder | None,
     *,
     resolution: int | None,
     channels: int | None,
@@ -51,7 +48,7 @@ def _settings(
         return {"channels": None, "resolution": None, "encoder": None, "space": space or getattr(images, "space", None)}
     if space is not None:
         raise ValueError("space= describes a tensor training set; for images it follows from encoder and resolution")
-    in_channels = None if encoder is None else encoder.config.in_channels
+    in_channels = None if encoder is None else encoder.in_channels
     if channels is None:
         channels = in_channels or 3
     if channels not in MODES:
@@ -82,7 +79,7 @@ def collect(
     images: Any,
     ids: Any = None,
     metadata: Any = None,
-    encoder: AutoencoderKL | None = None,
+    encoder: Any = None,
     *,
     resolution: int | None = None,
     channels: int | None = None,
@@ -103,6 +100,7 @@ def collect(
     """
     _positive("batch_size", batch_size)
     source = open_source(images, ids, metadata, strict=strict)
+    encoder = None if encoder is None else autoencoder_for(encoder)
     settings = _settings(images, source, encoder, resolution=resolution, channels=channels, space=space)
     all_ids: list[str] = []
     all_metadata: list[dict] = []
@@ -150,7 +148,7 @@ def build_index(
     images: Any,
     ids: Any = None,
     metadata: Any = None,
-    encoder: AutoencoderKL | None = None,
+    encoder: Any = None,
     *,
     resolution: int | None = None,
     channels: int | None = None,
@@ -179,6 +177,7 @@ def build_index(
     _positive("shard_size", shard_size)
     _positive("batch_size", batch_size)
     source = open_source(images, ids, metadata, strict=strict)
+    encoder = None if encoder is None else autoencoder_for(encoder)
     settings = _settings(images, source, encoder, resolution=resolution, channels=channels, space=space)
     state = {
         "format_version": FORMAT_VERSION, "source": source.description, "dtype": dtype, "shard_size": shard_size,

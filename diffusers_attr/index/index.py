@@ -6,7 +6,7 @@ import bisect
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,9 +15,6 @@ from .build import build_index, collect
 from .manifest import PARTIAL_SUFFIX, check_file, read_items, read_manifest
 from .shardfile import open_shard
 from .space import check_space
-
-if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
 
@@ -184,7 +181,7 @@ class AttributionIndex:
         images: Any,
         ids: Sequence[str] | None = None,
         metadata: Sequence[dict] | None = None,
-        encoder: AutoencoderKL | None = None,
+        encoder: Any = None,
         *,
         resolution: int | None = None,
         channels: int | None = None,
@@ -208,8 +205,11 @@ class AttributionIndex:
         metadata:
             One dict per item, merged over what the source provides.
         encoder:
-            A diffusers ``AutoencoderKL`` (``pipe.vae``) for latent models: items become
-            ``latent_dist.mean * scaling_factor``. ``None`` for pixel models.
+            For latent models, the pipeline (``encoder=pipe``: its declared autoencoder, scaled as the
+            pipeline scales it) or its autoencoder (``pipe.vae``, ``pipe.movq``, ``pipe.vqvae``,
+            ``pipe.vqgan``); see :mod:`diffusers_attr.autoencoders` for the supported families. Items
+            become the latents the denoiser works on (e.g. ``latent_dist.mean * scaling_factor``).
+            ``None`` for pixel models.
         resolution:
             Resize the shorter side to this and centre-crop, as diffusers' training scripts do.
             Without it all images must have the first one's size.
@@ -222,7 +222,7 @@ class AttributionIndex:
         progress:
             Show a progress bar.
         space:
-            Only for tensors: the fingerprint of their space (e.g. ``space_fingerprint(shape, encoder=vae)``
+            Only for tensors: the fingerprint of their space (e.g. ``space_fingerprint(shape, encoder=pipe)``
             for precomputed latents); default a pixel-space fingerprint.
 
         Returns
@@ -242,7 +242,7 @@ class AttributionIndex:
         images: Any,
         ids: Sequence[str] | None = None,
         metadata: Sequence[dict] | None = None,
-        encoder: AutoencoderKL | None = None,
+        encoder: Any = None,
         *,
         resolution: int | None = None,
         channels: int | None = None,

@@ -8,14 +8,12 @@ same scaling). The fingerprint is a small JSON-safe dict stored in the index man
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from ..autoencoders import autoencoder_for
 from .errors import SpaceMismatchError
-
-if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
 
 NORMALISATION = "[-1,1]"
 """How pixels are mapped to the model's input: ``x / 127.5 - 1``, as diffusers does."""
@@ -75,40 +73,36 @@ def weights_sha256(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def encoder_fingerprint(encoder: AutoencoderKL) -> dict[str, Any]:
-    """The fields of a space fingerprint that describe a VAE.
+def encoder_fingerprint(encoder: Any) -> dict[str, Any]:
+    """The fields of a space fingerprint that describe an autoencoder.
 
     Parameters
     ----------
     encoder:
-        A diffusers ``AutoencoderKL`` (anything with ``.config.scaling_factor`` and ``state_dict``).
+        A diffusers autoencoder (``pipe.vae``, ``pipe.movq``, ...), a latent pipeline, or an
+        :class:`~diffusers_attr.autoencoders.Autoencoder` adapter.
 
     Returns
     -------
-    ``{"vae_class", "vae_config", "vae_weights_sha256", "scaling_factor", "shift_factor"}``.
-    Config keys starting with ``_`` (diffusers version, source path) are left out: they do not
-    change the space.
+    ``{"vae_class", "vae_config", "vae_weights_sha256", "scaling_factor", "shift_factor"}``, plus the
+    per-channel statistics of families that normalise each channel (``latents_mean``, ``latents_scale``).
+    Config keys starting with ``_`` (diffusers version, source path) are left out: they do not change
+    the space.
     """
-    config = getattr(encoder, "config", None)
-    scaling = getattr(config, "scaling_factor", None)
-    if scaling is None:
-        raise TypeError(
-            f"encoder must be a diffusers VAE with config.scaling_factor (e.g. pipe.vae); "
-            f"got {type(encoder).__name__}"
-        )
-    public = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    adapter = autoencoder_for(encoder)
     return {
-        "vae_class": type(encoder).__name__,
-        "vae_config": json_safe(public, where="encoder.config"),
-        "vae_weights_sha256": weights_sha256(encoder),
-        "scaling_factor": float(scaling),
-        "shift_factor": None if config.get("shift_factor") is None else float(config["shift_factor"]),
+        "vae_class": adapter.class_name,
+        "vae_config": json_safe(adapter.config, where="encoder.config"),
+        "vae_weights_sha256": weights_sha256(adapter.module),
+        "scaling_factor": adapter.scaling_factor,
+        "shift_factor": adapter.shift_factor,
+        **adapter.extra_fingerprint(),
     }
 
 
 def space_fingerprint(
     item_shape: tuple[int, int, int] | list[int],
-    encoder: AutoencoderKL | None = None,
+    encoder: Any = None,
     normalisation: str = NORMALISATION,
     resolution: int | tuple[int, int] | list[int] | None = None,
 ) -> dict[str, Any]:
@@ -119,7 +113,8 @@ def space_fingerprint(
     item_shape:
         ``(C, H, W)`` of one item in the model's space (latent shape for latent models).
     encoder:
-        The VAE that maps pixels to the model's space, or ``None`` for pixel-space models.
+        The autoencoder that maps pixels to the model's space (a module, a latent pipeline or an
+        adapter; see :func:`encoder_fingerprint`), or ``None`` for pixel-space models.
     normalisation:
         How pixels were normalised before (encoding); ``"[-1,1]"`` is diffusers' convention.
     resolution:
@@ -210,7 +205,7 @@ def check_space(expected: dict[str, Any], actual: dict[str, Any]) -> None:
         raise SpaceMismatchError(
             "the index was built in a different space than this pipeline works in:\n"
             + "\n".join(lines)
-            + "\nRebuild the index with this pipeline's VAE and resolution, e.g. "
+            + "\nRebuild the index with this pipeline's autoencoder and resolution, e.g. "
             "`diffusers-attr index build TRAIN_DIR --out INDEX_DIR --pipeline PATH` or "
-            "AttributionIndex.build(INDEX_DIR, TRAIN_DIR, encoder=pipe.vae, resolution=...)"
+            "AttributionIndex.build(INDEX_DIR, TRAIN_DIR, encoder=pipe, resolution=...)"
         )

@@ -13,7 +13,7 @@ from .images import to_model_input
 from .sources import ItemSource, Record
 
 if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
+    from ..autoencoders import Autoencoder
 
 
 @dataclass
@@ -35,35 +35,6 @@ class Batch:
     metadata: list[dict]
     inputs: torch.Tensor
     items: torch.Tensor | None
-
-
-def encode(encoder: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
-    """Map pixels in ``[-1, 1]`` to the denoiser's space: ``(latent_dist.mean - shift) * scaling_factor``.
-
-    Parameters
-    ----------
-    encoder:
-        A diffusers ``AutoencoderKL``; ``shift_factor`` is subtracted when its config sets one (SD3, Flux).
-    pixels:
-        ``[n, C, H, W]`` float32 in ``[-1, 1]``.
-
-    Returns
-    -------
-    ``[n, latent_channels, h, w]`` float32 on the CPU.
-    """
-    parameter = next(encoder.parameters())
-    with torch.no_grad():
-        output = encoder.encode(pixels.to(parameter.device, parameter.dtype))
-    if not hasattr(output, "latent_dist"):
-        raise TypeError(
-            f"encoder.encode returned {type(output).__name__} without latent_dist; pass a diffusers AutoencoderKL "
-            f"(e.g. pipe.vae)"
-        )
-    latents = output.latent_dist.mean.to("cpu", torch.float32)
-    shift = encoder.config.get("shift_factor")
-    if shift is not None:
-        latents = latents - shift
-    return latents * encoder.config.scaling_factor
 
 
 def check_finite(items: torch.Tensor, ids: list[str], stage: str) -> None:
@@ -111,7 +82,7 @@ def _input_tensor(record: Record, first: tuple, *, channels: int, resolution: in
 def iter_batches(
     source: ItemSource,
     *,
-    encoder: AutoencoderKL | None,
+    encoder: Autoencoder | None,
     channels: int | None,
     resolution: int | None,
     batch_size: int,
@@ -125,7 +96,7 @@ def iter_batches(
     source:
         From :func:`~diffusers_attr.index.sources.open_source`.
     encoder:
-        VAE applied to the normalised pixels, or ``None``.
+        The autoencoder adapter applied to the normalised pixels, or ``None``.
     channels, resolution:
         How PIL images are converted (see :func:`~diffusers_attr.index.images.to_model_input`).
     batch_size:
@@ -161,7 +132,7 @@ def iter_batches(
 
 
 def _batches(
-    records: list[Record], inputs: list[torch.Tensor], encoder: AutoencoderKL | None, *, skip: int
+    records: list[Record], inputs: list[torch.Tensor], encoder: Autoencoder | None, *, skip: int
 ) -> Iterator[Batch]:
     """Stack, encode and check one batch; its first ``skip`` items come out separately, not encoded."""
     ids = [record.id for record in records]
@@ -171,6 +142,6 @@ def _batches(
     if cut:
         yield Batch(ids[:cut], metadata[:cut], pixels[:cut], None)
     if cut < len(records):
-        items = (pixels if encoder is None else encode(encoder, pixels))[cut:]
+        items = (pixels if encoder is None else encoder.encode(pixels))[cut:]
         check_finite(items, ids[cut:], "in the model's space" if encoder is None else "after encoding")
         yield Batch(ids[cut:], metadata[cut:], pixels[cut:], items)
