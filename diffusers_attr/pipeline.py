@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +20,15 @@ from .config import AttributionConfig
 from .index import AttributionIndex, check_space, space_fingerprint
 from .levels import nearest_steps, resolve_levels, vp_noise_level
 from .noise import NoiseSchedule, noise_schedule
+from .pipeline_families import (
+    call_arguments,
+    check_index_shape,
+    check_supported,
+    denoiser,
+    image_states,
+    output_images,
+    unpacker,
+)
 from .provenance.c2pa_manifest import C2PASigner
 from .recorder import TrajectoryRecorder
 
@@ -60,9 +69,10 @@ def _attributed_class(output_class: type) -> type:
 
 
 def _attach(output: Any, attributions: list[Attribution]) -> Any:
-    """The pipeline's own output, as an instance of a subclass of its class with ``attributions``."""
-    if isinstance(output, tuple):
-        return (*output, attributions)
+    """The pipeline's own output, as an instance of a subclass of its class with ``attributions``; a
+    tuple or bare images (``return_dict=False``) are returned exactly as the pipeline returned them."""
+    if not hasattr(output, "images"):
+        return output
     values = {f.name: getattr(output, f.name) for f in fields(output)} if is_dataclass(output) else dict(output)
     attributed = _attributed_class(type(output))(**values)
     attributed.attributions = attributions
@@ -79,17 +89,6 @@ def as_pil_images(images: Any) -> list[Image.Image | None]:
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in array]
 
 
-def _unpacker(pipe: Any, call: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """For pipelines that pack latents into token sequences (Flux: ``[B, (H/2)(W/2), 4C]``), the
-    function that turns a recorded state back into ``[B, C, H, W]``; None for every other pipeline."""
-    unpack = getattr(type(pipe), "_unpack_latents", None)
-    if unpack is None:
-        return None
-    default = pipe.default_sample_size * pipe.vae_scale_factor
-    height, width = call.get("height") or default, call.get("width") or default
-    return lambda packed: unpack(packed, height, width, pipe.vae_scale_factor)
-
-
 def pipeline_name(name_or_path: str | None) -> str | None:
     """What results record of where a pipeline came from: a hub id as it is, a local folder by its
     name only (a path would tell the user's machine layout to everyone the image is shared with)."""
@@ -104,22 +103,34 @@ class AttributedPipeline:
 
     Call it exactly like the wrapped pipeline; the result is the pipeline's own output (same images,
     an instance of a subclass of the same class) plus ``.attributions``, one :class:`Attribution` per
-    image, and ``.save(directory)``.
+    image, and ``.save(directory)``. With ``return_dict=False`` the result is exactly what the pipeline
+    returns (a tuple); the attributions of the latest call are always in :attr:`last_attributions`.
+
+    An index whose items cannot match the pipeline's states (channels, or the size a call samples at)
+    is refused before the first denoising step, with how to fix it. Which pipelines and schedulers
+    are supported: ``docs/pipelines.md``.
 
     Parameters:
-        pipe: any diffusers pipeline whose scheduler has a Gaussian forward process (DDPM, DDIM,
+        pipe: any diffusers image pipeline whose scheduler has a Gaussian forward process (DDPM, DDIM,
             DPM-Solver, Euler, Heun, flow matching, ...).
         index: the training set in the pipeline's space (latent pipelines: built with ``encoder=pipe``).
         **config: settings of :class:`~diffusers_attr.config.AttributionConfig` (``patch_size``,
             ``topk``, ``scales``, ``timesteps`` or ``sigmas``, ``mode``, ``draws``, ``seed``, ``top``,
             ``maps``, ``device``, ``memory_budget``, ``progress``).
 
+    Attributes:
+        last_attributions (`list[Attribution]`): one per image of the latest call (empty before one).
+
     Example:
         >>> out = AttributedPipeline(pipe, index, timesteps=[100, 300])(num_inference_steps=50)  # doctest: +SKIP
         >>> out.attributions[0].top[0].id, out.attributions[0].heatmap(0)  # doctest: +SKIP
+        >>> wrapped = AttributedPipeline(pipe, index)  # doctest: +SKIP
+        >>> images, nsfw = wrapped(prompt="a cat", return_dict=False)  # doctest: +SKIP
+        >>> wrapped.last_attributions[0].save("cat.png")  # doctest: +SKIP
     """
 
     def __init__(self, pipe: Any, index: AttributionIndex, **config: Any):
+        check_supported(pipe)
         self.pipe = pipe
         self.config = AttributionConfig(**config).resolved(index.item_shape)
         self.schedule = noise_schedule(pipe.scheduler)
@@ -128,13 +139,14 @@ class AttributedPipeline:
         expected = space_fingerprint(index.item_shape, encoder=self.autoencoder)
         expected["item_shape"] = expected["resolution"] = None  # checked against each generation
         check_space(expected, index.space)
-        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-        model = f"{type(pipe).__name__}({type(denoiser).__name__})"
+        check_index_shape(pipe, index.item_shape)
+        model = f"{type(pipe).__name__}({type(denoiser(pipe)).__name__})"
         name = pipeline_name(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path"))
         self.attributor = Attributor(
             index, self.config, autoencoder=self.autoencoder, model=f"{model} {name}" if name else model,
             scheduler=type(pipe.scheduler).__name__,
         )
+        self.last_attributions: list[Attribution] = []
 
     @property
     def index(self) -> AttributionIndex:
@@ -142,19 +154,22 @@ class AttributedPipeline:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped pipeline with the same arguments and attribute every image."""
+        call = call_arguments(self.pipe, args, kwargs)
+        check_index_shape(self.pipe, self.index.item_shape, call)
         recorder = None  # renoise mode noises the finished images again: no states are recorded
         if self.config.mode == "trajectory":  # only the state nearest each level is kept
-            recorder = TrajectoryRecorder(self.pipe, unpack=_unpacker(self.pipe, kwargs), nearest=self.levels)
+            recorder = TrajectoryRecorder(self.pipe, unpack=unpacker(self.pipe, call), nearest=self.levels)
         with recorder or nullcontext():
             output = self.pipe(*args, **kwargs)
-        images = output[0] if isinstance(output, tuple) else output.images
-        latent_output = kwargs.get("output_type") == "latent"
+        images = output_images(output)
+        latent_output = call.get("output_type") == "latent"
         pictures = [None] * len(images) if latent_output else as_pil_images(images)
         if recorder is None:
             x0 = images if latent_output else self.attributor.encode_images(pictures)
             attributions = self.attributor.renoise(torch.as_tensor(x0).float().cpu(), self.levels, pictures)
         else:
             attributions = self._from_trajectory(recorder, pictures)
+        self.last_attributions = attributions
         return _attach(output, attributions)
 
     def _from_trajectory(self, recorder: TrajectoryRecorder, pictures: list) -> list[Attribution]:
@@ -167,7 +182,7 @@ class AttributedPipeline:
             NoiseLevel(timestep=records[i].timestep, alpha=records[i].alpha, sigma=records[i].sigma, step=records[i].step_index)
             for i in chosen
         ]
-        states = torch.stack([records[i].sample for i in chosen])
+        states = image_states(self.pipe, torch.stack([records[i].sample for i in chosen]), len(pictures))
         return self.attributor.attribute(states, levels, pictures)
 
     def attribute_images(self, images: list[Image.Image]) -> list[Attribution]:

@@ -42,3 +42,24 @@ def photo_folder(tmp_path_factory):
     for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):
         Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.png")
     return folder
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    """``count_steps(SchedulerClass)`` -> a list that gets one entry per ``step`` call of that class
+    (calls pass through unchanged), to show that something happened before any denoising step."""
+    import functools
+
+    def count(scheduler_class) -> list:
+        calls: list = []
+        original = scheduler_class.step
+
+        @functools.wraps(original)
+        def step(self, *args, **kwargs):
+            calls.append(1)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(scheduler_class, "step", step)
+        return calls
+
+    return count

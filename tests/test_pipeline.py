@@ -1,11 +1,14 @@
-"""AttributedPipeline on real (tiny, config-built) diffusers pipelines."""
+"""AttributedPipeline on real (tiny, config-built) diffusers pipelines: outputs, modes, saving, bad input.
+
+Every pipeline family is run in ``test_pipeline_families.py``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image
 
 from diffusers_attr import AttributedPipeline, Attribution, AttributionIndex, read_attribution
@@ -13,7 +16,7 @@ from diffusers_attr.index import SpaceMismatchError
 from diffusers_attr.levels import nearest_steps, vp_noise_level
 from diffusers_attr.recorder import TrajectoryRecorder
 from diffusers_attr.render import display_size
-from tiny_pipelines import tiny_ddim_pipeline, tiny_ddpm_pipeline, tiny_flux_pipeline, tiny_sd3_pipeline, tiny_sd_pipeline
+from tiny_pipelines import tiny_ddpm_pipeline, tiny_sd_pipeline
 
 
 def pixel_index(size: int = 8, items: int = 12, seed: int = 0) -> AttributionIndex:
@@ -32,45 +35,8 @@ def latent_index(pipe, image_size: int) -> AttributionIndex:
     return AttributionIndex.from_images(photos(image_size), encoder=pipe.vae, progress=False)
 
 
-CASES = {
-    "ddpm": (lambda: tiny_ddpm_pipeline(), dict(num_inference_steps=4, batch_size=2), None),
-    "ddim": (lambda: tiny_ddim_pipeline(), dict(num_inference_steps=4, batch_size=2), None),
-    "sd-euler": (lambda: tiny_sd_pipeline(EulerDiscreteScheduler), dict(prompt=["a cat", "a dog"], height=16, width=16, num_inference_steps=3), 16),
-    "sd-dpm": (lambda: tiny_sd_pipeline(DPMSolverMultistepScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=3, num_images_per_prompt=2), 16),
-    "sd-heun": (lambda: tiny_sd_pipeline(HeunDiscreteScheduler), dict(prompt="a cat", height=16, width=16, num_inference_steps=2), 16),
-    "sd3-flow": (lambda: tiny_sd3_pipeline(), dict(prompt="a cat", height=8, width=8, num_inference_steps=3), 8),
-    "flux-packed": (lambda: tiny_flux_pipeline(), dict(prompt="a cat", height=8, width=8, num_inference_steps=3, max_sequence_length=16, num_images_per_prompt=2), 8),
-}
-
-
 def images_equal(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_wrapped_call_is_transparent_and_attributes_every_image(name):
-    factory, kwargs, image_size = CASES[name]
-    pipe = factory()
-    index = pixel_index() if image_size is None else latent_index(pipe, image_size)
-    config_before = dict(pipe.scheduler.config)
-    reference = pipe(**kwargs, generator=torch.Generator().manual_seed(3))
-    wrapped = AttributedPipeline(pipe, index, patch_size=3, timesteps=[200, 500], progress=False)
-    output = wrapped(**kwargs, generator=torch.Generator().manual_seed(3))
-
-    assert isinstance(output, type(reference))
-    assert images_equal(output.images, reference.images)
-    assert "step" not in vars(pipe.scheduler) and dict(pipe.scheduler.config) == config_before
-    again = pipe(**kwargs, generator=torch.Generator().manual_seed(3))
-    assert images_equal(again.images, reference.images)
-
-    assert len(output.attributions) == len(reference.images)
-    for attribution, image in zip(output.attributions, output.images):
-        assert attribution.scores.shape == (len(index),)
-        assert 1 <= len(attribution.levels) <= 2
-        assert attribution.heatmap(0).size == image.size
-        assert attribution.source_heatmap(0).size == image.size
-        assert attribution.collage().size == image.size
-        assert attribution.scheduler == type(pipe.scheduler).__name__
 
 
 def test_pipeline_is_restored_when_the_call_raises():
@@ -154,12 +120,54 @@ def test_index_of_another_space_is_refused():
         AttributedPipeline(tiny_ddpm_pipeline(), latent_index(sd, 16))
 
 
-def test_index_of_another_resolution_or_channels_is_a_clear_error():
+def test_index_of_another_resolution_or_channels_is_refused_when_wrapping(count_steps):
+    steps = count_steps(DDPMScheduler)
     pipe = tiny_ddpm_pipeline()
-    for index in (pixel_index(size=16), AttributionIndex.from_images(torch.zeros(4, 3, 8, 8), progress=False)):
-        wrapped = AttributedPipeline(pipe, index, patch_size=3, progress=False)
-        with pytest.raises(ValueError, match=r"the model's states have shape \(C, H, W\) = \(1, 8, 8\)"):
-            wrapped(num_inference_steps=2)
+    for index, fix in ((pixel_index(size=16), "resolution=8"), (AttributionIndex.from_images(torch.zeros(4, 3, 8, 8), progress=False), "channels=1")):
+        with pytest.raises(ValueError, match=r"DDPMPipeline samples pixels of shape \(C, H, W\) = \(1, 8, 8\) but the index") as error:
+            AttributedPipeline(pipe, index, patch_size=3, progress=False)
+        assert fix in str(error.value) and "--resolution 8" in str(error.value)
+    assert steps == []
+
+
+def test_readme_quickstart_index_on_the_digits_model_is_refused_at_once(count_steps, photo_folder):
+    from diffusers import DDPMPipeline
+
+    from diffusers_attr.training.digits import digits_ddpm_path
+
+    steps = count_steps(DDPMScheduler)
+    pipe = DDPMPipeline.from_pretrained(digits_ddpm_path())  # 16 px greyscale
+    index = AttributionIndex.from_images(photo_folder, resolution=32, progress=False)  # RGB at 32 px
+    with pytest.raises(ValueError, match=r"DDPMPipeline samples pixels of shape \(C, H, W\) = \(1, 16, 16\) but the "
+                       r"index holds items of shape \(3, 32, 32\): build the index with channels=1, resolution=16"):
+        AttributedPipeline(pipe, index, timesteps=[100, 200, 300])
+    assert steps == []
+
+
+def test_latent_index_of_another_size_is_refused_before_the_first_step(count_steps):
+    steps = count_steps(DDIMScheduler)
+    pipe = tiny_sd_pipeline()
+    index = latent_index(pipe, 8)  # 4x4x4 latents; a 16 px call samples 4x8x8
+    wrapped = AttributedPipeline(pipe, index, patch_size=3, progress=False)  # channels agree: accepted
+    with pytest.raises(ValueError) as error:
+        wrapped("a cat", height=16, width=16, num_inference_steps=2)
+    assert str(error.value) == (
+        "StableDiffusionPipeline at 16x16 px samples AutoencoderKL latents of shape (C, H, W) = (4, 8, 8) but the "
+        "index holds items of shape (4, 4, 4): build the index through this pipeline at resolution=16 (encoder=pipe; "
+        "diffusers-attr index build --pipeline PATH --resolution 16); or call it with height=8, width=8"
+    )
+    assert steps == []
+    assert len(wrapped(prompt="a cat", height=8, width=8, num_inference_steps=2).attributions) == 1  # the advice works
+
+
+def test_return_dict_false_returns_exactly_what_the_pipeline_returns():
+    pipe = tiny_sd_pipeline()
+    call = dict(prompt=["a cat", "a dog"], height=16, width=16, num_inference_steps=2, return_dict=False)
+    reference = pipe(**call, generator=torch.Generator().manual_seed(0))
+    wrapped = AttributedPipeline(pipe, latent_index(pipe, 16), patch_size=3, progress=False)
+    images, nsfw = wrapped(**call, generator=torch.Generator().manual_seed(0))
+    assert type(reference) is tuple and len(reference) == 2 and images_equal(images, reference[0]) and nsfw == reference[1]
+    assert [a.image.size for a in wrapped.last_attributions] == [(16, 16), (16, 16)]
 
 
 def test_unsupported_scheduler_is_named():

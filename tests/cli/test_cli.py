@@ -137,6 +137,39 @@ def test_latent_pipeline_index_build_and_generate(capsys, sd_folder, photo_folde
     assert_clean_error(code, err, "pass the pipeline")
 
 
+def test_generate_refuses_a_mismatched_index_before_the_first_step(capsys, count_steps, ddpm_folder, digits_folder, sd_folder, tmp_path):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    steps = count_steps(DDPMScheduler) + count_steps(DDIMScheduler)
+    index = tmp_path / "digits-16"
+    assert main(["index", "build", str(digits_folder), "--out", str(index), "--channels", "1", "--resolution", "16"]) == 0
+    code, _, err = run(capsys, "generate", ddpm_folder, "--index", index, "--steps", "1000", "--out", tmp_path / "run")
+    assert_clean_error(code, err, "DDPMPipeline samples pixels of shape (C, H, W) = (1, 8, 8) but the index holds "
+                                  "items of shape (1, 16, 16): build the index with channels=1, resolution=8")
+
+    sd_index = tmp_path / "sd-index"
+    assert main(["index", "build", str(digits_folder), "--out", str(sd_index), "--pipeline", str(sd_folder), "--resolution", "16"]) == 0
+    code, _, err = run(capsys, "generate", sd_folder, "--index", sd_index, "--prompt", "a cat", "--steps", "1000",
+                       "--height", "32", "--width", "32", "--out", tmp_path / "run")
+    assert_clean_error(code, err, "samples AutoencoderKL latents of shape (C, H, W) = (4, 16, 16) but the index holds "
+                                  "items of shape (4, 8, 8)")
+    assert steps == [] and not list((tmp_path / "run").glob("*.png"))
+
+
+def test_index_build_finds_an_autoencoder_not_called_vae(capsys, photo_folder, tmp_path):
+    from tiny_families import ldm_unconditional
+
+    folder = tmp_path / "ldm"
+    ldm_unconditional()[0].save_pretrained(folder)
+    index = tmp_path / "ldm-index"
+    code, stdout, err = run(capsys, "index", "build", photo_folder, "--out", index, "--pipeline", folder, "--resolution", "16")
+    assert code == 0, err
+    assert "5 items of shape (3, 8, 8) (latent space)" in stdout
+    code, _, err = run(capsys, "generate", folder, "--index", index, "--steps", "2", "--patch-size", "3", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert read_attribution(tmp_path / "run" / "image-000.png")["index"]["space"]["vae_class"] == "VQModel"
+
+
 def test_bad_input_is_one_clear_line(capsys, tmp_path, pixel_index, sd_folder, ddpm_folder):
     code, _, err = run(capsys, "index", "build", tmp_path / "missing", "--out", tmp_path / "x")
     assert_clean_error(code, err, "does not exist")
