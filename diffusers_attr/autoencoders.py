@@ -4,22 +4,18 @@ A latent pipeline's denoiser works on its autoencoder's latents after the pipeli
 that scaling differs by family (and, for ``VQModel``, by pipeline). Each adapter does what the pipelines
 of its family do, so an index built through it lives in the space the sampler visits:
 
-==========================  =======================  ====================================================
-family                      raw latents ``h``        the denoiser's space ``z``
-==========================  =======================  ====================================================
-AutoencoderKL (SD, SDXL,    ``latent_dist.mean``     ``(h - shift_factor) * scaling_factor``; with
-SD3, Flux, PixArt, ...)                              ``latents_mean``/``latents_std`` in the config (SDXL
-                                                     checkpoints that set them)
-                                                     ``(h - mean) * scaling_factor / std``
-AutoencoderTiny (TAESD)     ``latents``              ``(h - shift_factor) * scaling_factor``
-AutoencoderDC (Sana)        ``latent``               ``h * scaling_factor``
-VQModel (LDM)               ``latents`` (unquantised) ``h * scaling_factor``
-VQModel (Kandinsky ``movq``) ``latents``             ``h`` (the Kandinsky pipelines do not scale)
-PaellaVQModel (Wuerstchen,  ``latents`` of pixels    ``h / scale_factor``
-Stable Cascade ``vqgan``)   in [0, 1]
-AutoencoderKLQwenImage      ``latent_dist.mean`` of  ``(h - latents_mean) / latents_std`` per channel
-                            a one-frame video
-==========================  =======================  ====================================================
+- ``AutoencoderKL`` (SD, SDXL, SD3, Flux, PixArt, ...): ``z = (h - shift_factor) * scaling_factor`` with
+  ``h = latent_dist.mean``; ``(h - latents_mean) * scaling_factor / latents_std`` per channel when the
+  config sets both (as SDXL pipelines do).
+- ``AutoencoderTiny`` (TAESD): ``h = latents``, shifted and scaled like ``AutoencoderKL``.
+- ``AutoencoderDC`` (Sana): ``z = latent * scaling_factor``.
+- ``VQModel``: ``h = latents`` before quantisation; ``z = h * scaling_factor`` in the LDM pipelines
+  (``vqvae``, decoded with quantisation), ``z = h`` in the Kandinsky pipelines (``movq``, decoded
+  without quantisation).
+- ``PaellaVQModel`` (Wuerstchen, Stable Cascade ``vqgan``): encodes pixels in [0, 1];
+  ``z = latents / scale_factor``.
+- ``AutoencoderKLQwenImage``: a video VAE on one frame; ``z = (h - latents_mean) / latents_std`` per
+  channel, ``h = latent_dist.mean``.
 
 Every adapter takes and returns pixels in [-1, 1] (``[n, C, H, W]``) and latents ``[n, c, h, w]``.
 :func:`autoencoder_for` finds the adapter for an autoencoder module (``pipe.vae``, ``pipe.movq``,

@@ -250,9 +250,11 @@ def state_shape(pipe: Any, call: dict[str, Any] | None = None) -> StateShape | N
         call: the call's arguments by name (see :func:`call_arguments`); None or ``{}`` for defaults.
 
     Example:
-        >>> from tiny_pipelines import tiny_sd_pipeline  # doctest: +SKIP
-        >>> state_shape(tiny_sd_pipeline(), {"height": 16, "width": 16}).shape  # doctest: +SKIP
-        (4, 8, 8)
+        >>> from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+        >>> unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64),
+        ...                    down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
+        >>> state_shape(DDPMPipeline(unet=unet, scheduler=DDPMScheduler())).shape
+        (1, 16, 16)
     """
     call = call or {}
     autoencoder = pipeline_autoencoder(pipe)
@@ -289,30 +291,33 @@ def state_shape(pipe: Any, call: dict[str, Any] | None = None) -> StateShape | N
     return StateShape(shape, pixels, requested if pixels != requested else None, True, autoencoder)
 
 
-def _advice(pipe: Any, expected: StateShape, index_shape: tuple[int, ...], call: dict[str, Any]) -> str:
-    """How to make the index and the call agree."""
+def _rebuild_advice(expected: StateShape) -> str:
+    """How to build an index of the sampler's shape."""
     channels, height, width = expected.shape
     if expected.autoencoder is None:
-        options = [f"build the index with channels={channels}, resolution={height} (diffusers-attr index build "
-                   f"--channels {channels} --resolution {height})"] if height == width else [
-            f"build the index from {width}x{height} px images with channels={channels} and no resolution"]
-    else:
-        side = (height * expected.autoencoder.downsampling, width * expected.autoencoder.downsampling)
-        options = [f"build the index through this pipeline at resolution={side[0]} (encoder=pipe; diffusers-attr "
-                   f"index build --pipeline PATH --resolution {side[0]})"] if side[0] == side[1] else [
-            f"build the index through this pipeline from {side[1]}x{side[0]} px images and no resolution"]
-    if expected.depends_on_call and expected.pixels is not None:
-        factor = latent_downsampling(pipe, expected.autoencoder)
-        for change in ({"use_resolution_binning": False}, {}):
-            trial = {**call, **change, "height": index_shape[1] * factor, "width": index_shape[2] * factor}
-            if change and expected.requested is None:
-                continue
-            fitted = state_shape(pipe, trial)
-            if fitted is not None and fitted.shape == tuple(index_shape):
-                arguments = ", ".join(f"{k}={v}" for k, v in {**change, "height": trial["height"], "width": trial["width"]}.items())
-                options.append(f"call it with {arguments}")
-                break
-    return "; or ".join(options)
+        if height == width:
+            return (f"build the index with channels={channels}, resolution={height} "
+                    f"(diffusers-attr index build --channels {channels} --resolution {height})")
+        return f"build the index from {width}x{height} px images with channels={channels} and no resolution"
+    height, width = height * expected.autoencoder.downsampling, width * expected.autoencoder.downsampling
+    if height == width:
+        return (f"build the index through this pipeline at resolution={height} "
+                f"(encoder=pipe; diffusers-attr index build --pipeline PATH --resolution {height})")
+    return f"build the index through this pipeline from {width}x{height} px images and no resolution"
+
+
+def _call_advice(pipe: Any, expected: StateShape, index_shape: tuple[int, ...], call: dict[str, Any]) -> str | None:
+    """Call arguments under which the pipeline's states match the index, if a size change finds some."""
+    if not expected.depends_on_call or expected.pixels is None:
+        return None
+    factor = latent_downsampling(pipe, expected.autoencoder)
+    size = {"height": index_shape[1] * factor, "width": index_shape[2] * factor}
+    changes = [size] if expected.requested is None else [{"use_resolution_binning": False, **size}, size]
+    for change in changes:
+        fitted = state_shape(pipe, {**call, **change})
+        if fitted is not None and fitted.shape == index_shape:
+            return "call it with " + ", ".join(f"{name}={value}" for name, value in change.items())
+    return None
 
 
 def check_index_shape(pipe: Any, index_shape: tuple[int, ...], call: dict[str, Any] | None = None) -> None:
@@ -331,9 +336,10 @@ def check_index_shape(pipe: Any, index_shape: tuple[int, ...], call: dict[str, A
             return
     elif expected.shape == index_shape:
         return
+    advice = [_rebuild_advice(expected), _call_advice(pipe, expected, index_shape, call or {})]
     raise ValueError(
         f"{expected.describe(pipe)} but the index holds items of shape {index_shape}: "
-        f"{_advice(pipe, expected, index_shape, call or {})}"
+        + "; or ".join(filter(None, advice))
     )
 
 
