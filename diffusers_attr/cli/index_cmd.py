@@ -89,9 +89,8 @@ def _source(source: str):
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..index import AttributionIndex
-
     from ..autoencoders import pipeline_autoencoder
+    from ..index import AttributionIndex
 
     images, ids, metadata = _source(args.source)
     encoder = None
