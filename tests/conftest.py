@@ -1,14 +1,20 @@
 """Shared test setup.
 
+``TRITON_INTERPRET=1`` is set (unless given) so Triton kernels run in its interpreter.
 ``tests/`` goes on ``sys.path`` so any test module, in any subfolder, can ``import tiny_pipelines`` (tiny
 seeded diffusers pipelines built from configs); the repository root goes there too, so the tests run
 without installing the package.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# Triton reads this when it is first imported (diffusers imports it): the fused kernel's tests run in
+# Triton's CPU interpreter. The real CUDA launch test starts its own process without it.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 TESTS = Path(__file__).resolve().parent
 for path in (TESTS, TESTS.parent):

@@ -95,6 +95,7 @@ def sharded_item_maps(
     topk: int | None,
     image_size: tuple[int, int],
     group: Any = None,
+    precision: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Query and source maps ``[B, M, H, W]`` of the global ``items [B, M]``: each process maps the
     items of its shard (``offset`` .. ``offset + len(source) - 1``), and the maps are summed."""
@@ -104,7 +105,7 @@ def sharded_item_maps(
     shape = (*items.shape, *image_size)
     if owned.any():
         local = torch.where(owned, items - offset, torch.zeros_like(items))
-        query_maps, source_maps = item_maps(plans, normalisers, source, local, topk, image_size)
+        query_maps, source_maps = item_maps(plans, normalisers, source, local, topk, image_size, precision)
         keep = owned[:, :, None, None].to(query_maps.dtype)
         query_maps, source_maps = query_maps * keep, source_maps * keep
     else:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import fused
+from .backend import round_inputs
 from .streaming import log_sum_exp_
 from .windows import Scale, boundary_class_groups, project_windows
 
@@ -79,27 +81,49 @@ def class_logits(query_group: torch.Tensor, keys: torch.Tensor, group: torch.Ten
     return torch.bmm(query_group, grouped.transpose(1, 2)).view(n_classes, -1, size, n_items, size)
 
 
+def round_windows(augmented: torch.Tensor, precision: str) -> torch.Tensor:
+    """Augmented windows with the window part (not the norm column) rounded to ``precision``."""
+    if precision == "exact":
+        return augmented
+    return torch.cat([round_inputs(augmented[..., :-1], precision), augmented[..., -1:]], dim=-1)
+
+
 def chunk_log_mass(
-    plan: ScalePlan, chunk: torch.Tensor, topk: int | None, out: torch.Tensor | None = None
+    plan: ScalePlan,
+    chunk: torch.Tensor,
+    topk: int | None,
+    out: torch.Tensor | None = None,
+    backend: str = "torch",
+    precision: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For one scale and one chunk of training items, return
 
     * ``L [B, P, n]``: log of the (top-k) unnormalised mass each query window puts on each item
       (written into ``out`` when given);
     * ``Z [B, P]``: log of the full unnormalised mass of the chunk (the softmax normaliser's share).
+
+    ``backend`` (resolved, ``backend.select_backend``) picks the fused kernel or torch GEMMs for each
+    class; ``precision`` rounds the GEMM inputs (``backend.PRECISIONS``).
     """
     keys = augmented_keys(chunk, plan.scale)
     n_items, positions = keys.shape[:2]
     mass = chunk.new_empty(plan.batch, positions, n_items) if out is None else out
     normaliser = chunk.new_empty(plan.batch, positions)
+    torch_keys = None
     for group, query_group in zip(plan.groups, plan.query_groups):
-        logits = class_logits(query_group, keys, group)
-        flat = group.flatten()
-        if topk is not None and topk < group.shape[1]:
-            kept = log_sum_exp_(logits.topk(topk, dim=-1).values)
-            full = log_sum_exp_(logits)  # [n_classes, B, m, n]; overwrites logits
+        truncated = topk is not None and topk < group.shape[1]
+        if backend == "triton" and not truncated:
+            full = fused.class_log_mass(query_group, keys, group, precision).view(*group.shape[:1], plan.batch, -1, n_items)
+            kept = full
         else:
-            kept = full = log_sum_exp_(logits)
+            torch_keys = round_windows(keys, precision) if torch_keys is None else torch_keys
+            logits = class_logits(round_windows(query_group, precision), torch_keys, group)
+            if truncated:
+                kept = log_sum_exp_(logits.topk(topk, dim=-1).values)
+                full = log_sum_exp_(logits)  # [n_classes, B, m, n]; overwrites logits
+            else:
+                kept = full = log_sum_exp_(logits)
+        flat = group.flatten()
         mass[:, flat] = kept.transpose(0, 1).reshape(plan.batch, -1, n_items)
         normaliser[:, flat] = full.logsumexp(-1).transpose(0, 1).reshape(plan.batch, -1)
     return mass, normaliser

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 
-from .logits import ScalePlan, augmented_keys, class_logits
+from .logits import ScalePlan, augmented_keys, class_logits, round_windows
 from .source import TrainingSource
 
 
@@ -72,8 +72,10 @@ def item_maps(
     items: torch.Tensor,
     topk: int | None,
     image_size: tuple[int, int],
+    precision: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query and source maps ``[B, M, H, W]`` of the given ``items [B, M]`` of each query."""
+    """Query and source maps ``[B, M, H, W]`` of the given ``items [B, M]`` of each query (GEMM
+    inputs rounded to ``precision``, as for the normalisers)."""
     batch, count = items.shape
     like = normalisers[0]
     query_maps = like.new_zeros(batch, count, image_size[0] * image_size[1])
@@ -81,10 +83,10 @@ def item_maps(
     for b in range(batch):
         selected = source.gather(items[b].tolist()).to(like)
         for plan, normaliser in zip(plans, normalisers):
-            keys = augmented_keys(selected, plan.scale)
+            keys = round_windows(augmented_keys(selected, plan.scale), precision)
             own = plan.for_query(b)
             for group, query_group in zip(own.groups, own.query_groups):
-                logits = class_logits(query_group, keys, group)[:, 0]
+                logits = class_logits(round_windows(query_group, precision), keys, group)[:, 0]
                 weights = (logits - normaliser[b, group][:, :, None, None]).exp_()  # [c, m, M, m]
                 weights = _keep_topk(weights, topk).mul_(plan.scale.weight)
                 flat = group.flatten()

@@ -23,14 +23,17 @@ from .distributed import (
     shard_offset,
     sharded_item_maps,
 )
+from .backend import check_precision, select_backend
 from .logits import ScalePlan, chunk_log_mass, plan_scale
 from .maps import DominantTracker, NDAMaps, item_maps
+from .prefetch import device_chunks
 from .source import TrainingSource
 from .streaming import log_add
 from .validation import (
     ScaleSpec,
     as_source,
     check_chunk_finite,
+    check_items_finite,
     check_queries,
     check_topk,
     coefficients,
@@ -51,10 +54,14 @@ class NDAResult:
         scores (`torch.Tensor` of shape `(B, N)`): attribution of each query to each training item;
             larger means more influence. Without top-k each row sums to ``sum_s weight_s * H * W``.
         maps (`NDAMaps` or None): query/source maps of selected items and the dominant-source map.
+        backend (`str`): what computed the masses (``"torch"`` or ``"triton"``, see ``engine.backend``).
+        precision (`str`): the GEMM input precision used (``"exact"``, ``"tf32"`` or ``"bf16"``).
     """
 
     scores: torch.Tensor
     maps: NDAMaps | None = None
+    backend: str = "torch"
+    precision: str = "exact"
 
 
 def _chunk_size(
@@ -78,15 +85,24 @@ def _chunk_size(
 def _chunks(
     source: TrainingSource, chunk_size: int, like: torch.Tensor, progress: bool, label: str
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Checked training chunks moved to the queries' device and dtype, with their start index."""
+    """Checked training chunks moved to the queries' device and dtype, with their start index.
+
+    On CUDA the chunks are read ahead (``prefetch.device_chunks``) and checked once at the end of the
+    pass, so no chunk waits for the host; elsewhere each chunk is checked as it arrives."""
     start = 0
+    lazy = like.device.type == "cuda"
+    finite = []
     with tqdm(total=len(source), desc=label, unit="item", disable=not progress, leave=False) as bar:
-        for chunk in source.iter_chunks(chunk_size):
-            chunk = chunk.to(device=like.device, dtype=like.dtype)
-            check_chunk_finite(chunk, start, source)
+        for chunk in device_chunks(source, chunk_size, like.device, like.dtype):
+            if lazy:
+                finite.append(torch.isfinite(chunk).flatten(1).all(dim=1))
+            else:
+                check_chunk_finite(chunk, start, source)
             yield start, chunk
             start += chunk.shape[0]
             bar.update(chunk.shape[0])
+    if finite:
+        check_items_finite(torch.cat(finite), 0, source)
     if start != len(source):
         raise ValueError(f"the training source yielded {start} items but reports {len(source)}")
 
@@ -106,6 +122,8 @@ def nda_attribute(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
     process_group: Any = None,
+    precision: str = "exact",
+    backend: str = "auto",
 ) -> NDAResult:
     """Attribution scores of noisy queries to training items, optionally with spatial maps.
 
@@ -128,10 +146,15 @@ def nda_attribute(
             over all shards, and each process gets the scores of its own shard (assemble them with
             :func:`~diffusers_attr.engine.distributed.gather_scores`). Maps, when asked for, are of
             the whole set, with global item indices, on every process.
+        precision: GEMM input precision: ``"exact"`` (default; float32 inputs and accumulation, or
+            float64 for float64 queries), ``"tf32"`` or ``"bf16"`` (rounded inputs, float32
+            accumulation; faster on GPUs, fidelity in docs/benchmarks.md). Never chosen for you.
+        backend: ``"auto"`` (the fused Triton kernel on CUDA when installed, else torch), ``"torch"``
+            or ``"triton"``; see :mod:`diffusers_attr.engine.backend`.
 
     Returns:
-        ``NDAResult`` with ``scores [B, N]`` (computed in float64 for float64 queries, else float32)
-        and ``maps`` when requested.
+        ``NDAResult`` with ``scores [B, N]`` (computed in float64 for float64 queries, else float32),
+        ``maps`` when requested, and the backend and precision used.
 
     Example:
         >>> import torch
@@ -155,6 +178,8 @@ def nda_attribute(
     check_process_group(process_group)
 
     dtype = torch.float64 if queries.dtype == torch.float64 else torch.float32
+    precision = check_precision(precision, dtype)
+    backend = select_backend(backend, queries.device, dtype)
     x = queries.detach().to(dtype)
     plans = [plan_scale(x, spec, alpha_b, sigma_b) for spec in specs]
     itemsize = x.element_size()
@@ -170,7 +195,7 @@ def nda_attribute(
         stop = start + chunk.shape[0]
         for i, plan in enumerate(plans):
             out = cache[i, :, :, start:stop] if cache is not None else None
-            _, normaliser = chunk_log_mass(plan, chunk, topk, out=out)
+            _, normaliser = chunk_log_mass(plan, chunk, topk, out=out, backend=backend, precision=precision)
             normalisers[i] = log_add(normalisers[i], normaliser)
     if process_group is not None:  # the other shards' mass joins every window's normaliser
         normalisers = [all_log_add(normaliser, process_group) for normaliser in normalisers]
@@ -180,7 +205,7 @@ def nda_attribute(
             yield 0, list(cache)
             return
         for start, chunk in _chunks(source, chunk_size, x, progress, "attribution (pass 2)"):
-            yield start, [chunk_log_mass(plan, chunk, topk)[0] for plan in plans]
+            yield start, [chunk_log_mass(plan, chunk, topk, backend=backend, precision=precision)[0] for plan in plans]
 
     tracker = DominantTracker(batch, positions, x) if want_maps else None
     offset = shard_offset(total, x.device, process_group) if want_maps and process_group is not None else 0
@@ -194,7 +219,7 @@ def nda_attribute(
         if tracker is not None:
             tracker.update(shares, offset + start)
     if tracker is None:
-        return NDAResult(scores)
+        return NDAResult(scores, backend=backend, precision=precision)
 
     every_score = scores
     if process_group is not None:
@@ -206,12 +231,12 @@ def nda_attribute(
         map_items = ranked.topk(count, dim=1).indices.expand(batch, count)
     map_items = map_items.to(device=x.device, dtype=torch.long)
     if process_group is None:
-        query_maps, source_maps = item_maps(plans, normalisers, source, map_items, topk, (height, width))
+        query_maps, source_maps = item_maps(plans, normalisers, source, map_items, topk, (height, width), precision)
     else:
         if map_items.numel() and not 0 <= int(map_items.min()) <= int(map_items.max()) < every_score.shape[1]:
             raise IndexError(f"map_items must lie in [0, {every_score.shape[1]}) (the whole sharded set)")
         query_maps, source_maps = sharded_item_maps(
-            plans, normalisers, source, map_items, offset, topk, (height, width), process_group
+            plans, normalisers, source, map_items, offset, topk, (height, width), process_group, precision
         )
     total_weight = sum(spec.weight for spec in specs)
     return NDAResult(
@@ -223,6 +248,8 @@ def nda_attribute(
             dominant_source=tracker.index.view(batch, height, width),
             dominant_share=(tracker.best / total_weight).view(batch, height, width),
         ),
+        backend=backend,
+        precision=precision,
     )
 
 
@@ -238,6 +265,8 @@ def nda_scores(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
     process_group: Any = None,
+    precision: str = "exact",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Attribution scores ``[B, N]`` of noisy queries to training items (DESIGN.md §2).
 
@@ -255,4 +284,5 @@ def nda_scores(
     return nda_attribute(
         queries, train, alpha=alpha, sigma=sigma, patch_size=patch_size, topk=topk,
         scales=scales, memory_budget=memory_budget, progress=progress, process_group=process_group,
+        precision=precision, backend=backend,
     ).scores

@@ -49,7 +49,11 @@ def as_source(train: torch.Tensor | TrainingSource, queries: torch.Tensor, allow
 
 def check_chunk_finite(chunk: torch.Tensor, start: int, source: TrainingSource) -> None:
     """Raise when a streamed chunk of training items holds NaN or inf, naming the first bad item."""
-    finite = torch.isfinite(chunk).flatten(1).all(dim=1)
+    check_items_finite(torch.isfinite(chunk).flatten(1).all(dim=1), start, source)
+
+
+def check_items_finite(finite: torch.Tensor, start: int, source: TrainingSource) -> None:
+    """Raise naming the first item whose entry of ``finite [n]`` (items ``start ..``) is False."""
     if not finite.all():
         position = start + int((~finite).nonzero()[0])
         ids = getattr(source, "ids", None)
