@@ -57,7 +57,7 @@ LATENT_UNET_CONFIG: dict[str, Any] = dict(
 )
 DIGITS_VAE_TRAINING = dict(steps=400, batch_size=32, lr=2e-3, seed=0, kl_weight=1e-5, warmup_steps=20, num_threads=1)
 DIGITS_LDM_TRAINING = dict(
-    steps=2000, batch_size=32, lr=2e-3, seed=0, warmup_steps=100, lr_schedule="cosine", ema_decay=0.995,
+    steps=6000, batch_size=32, lr=2e-3, seed=0, warmup_steps=100, lr_schedule="cosine", ema_decay=0.995,
     checkpoint_every=250, num_threads=1,
 )
 
