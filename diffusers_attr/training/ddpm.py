@@ -152,6 +152,7 @@ def train_ddpm(
     save_dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     num_threads: int | None = None,
+    value_range: tuple[float, float] | None = (-1.0, 1.0),
 ) -> TrainResult:
     """Train a DDPM on ``images`` [N, C, H, W] (float, in [-1, 1]) and save the pipeline to ``out_dir``.
 
@@ -179,6 +180,8 @@ def train_ddpm(
         num_threads: ``torch.set_num_threads`` for the run (restored afterwards). On a CPU shared
             with other jobs, 1 thread can be several times faster than oversubscribed threads.
             The float results can depend on the thread count.
+        value_range: the range ``images`` must lie in (diffusers pixels: [-1, 1]); None accepts any
+            values, e.g. an autoencoder's scaled latents.
 
     Returns:
         a ``TrainResult`` with the trained ``DDPMPipeline`` (EMA weights when enabled).
@@ -194,8 +197,9 @@ def train_ddpm(
     if train_ids is not None and len(train_ids) != len(images):
         raise ValueError(f"{len(train_ids)} train_ids for {len(images)} images")
     lo, hi = float(images.min()), float(images.max())
-    if lo < -1.0001 or hi > 1.0001:
-        raise ValueError(f"images must be in [-1, 1] (diffusers pixel space), got [{lo:.3g}, {hi:.3g}]")
+    if value_range is not None and (lo < value_range[0] - 1e-4 or hi > value_range[1] + 1e-4):
+        raise ValueError(f"images must be in [{value_range[0]:g}, {value_range[1]:g}] (diffusers pixel space: "
+                         f"[-1, 1]; pass value_range=None for latents), got [{lo:.3g}, {hi:.3g}]")
 
     if num_threads is not None:
         previous_threads = torch.get_num_threads()
@@ -209,7 +213,7 @@ def train_ddpm(
                 weight_decay=weight_decay, grad_clip=grad_clip, ema_decay=ema_decay,
                 checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint,
                 stop_after_steps=stop_after_steps, train_ids=train_ids, save_dtype=save_dtype,
-                device=device, num_threads=None,
+                device=device, num_threads=None, value_range=value_range,
             )
         finally:
             torch.set_num_threads(previous_threads)
