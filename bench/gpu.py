@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=15.0, help="seconds one timed engine call may take")
     parser.add_argument("--fp32-peak", type=float, default=67.0, help="dense fp32 TFLOP/s of the GPU (H200: 67)")
     parser.add_argument("--tf32-peak", type=float, default=495.0, help="dense tf32 TFLOP/s of the GPU (H200: 495)")
-    parser.add_argument("--out", default=None, help="results JSON (default bench/results/engine_cuda.json)")
+    parser.add_argument("--out", default=None, help="results JSON (default bench/results/engine_cuda.json; none for --dry-run)")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the GPU section of docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.dry_run:
@@ -195,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown([r for r in rows if r["setting"] == name], args.fp32_peak, args.tf32_peak), flush=True)
     report = dict(machine=machine_info(device.type), dry_run=args.dry_run, alpha=ALPHA, sigma=SIGMA,
                   fp32_peak_tflops=args.fp32_peak, tf32_peak_tflops=args.tf32_peak, rows=rows)
-    out = Path(args.out) if args.out else ROOT / "bench" / "results" / "engine_cuda.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    # A dry run measures nothing: it writes a file only where --out asks, never over the GPU figures.
+    out = Path(args.out) if args.out else None if args.dry_run else ROOT / "bench" / "results" / "engine_cuda.json"
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")
     if args.write_docs and not args.dry_run:
         gpu = report["machine"].get("gpu", "the GPU")
         write_docs_section("gpu", f"## Engine on one GPU\n\nMachine: {gpu}. Command: `python bench/gpu.py "
