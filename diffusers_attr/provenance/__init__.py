@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from ..jsonio import dumps, loads
 from .png import DIGITAL_SOURCE_TYPE, METADATA_KEY, read_png_metadata, write_png
 
 SIDECAR_SUFFIX = ".attribution.json"
@@ -22,7 +22,7 @@ def write_sidecar(path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Write the attribution JSON next to its image, atomically."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(metadata, indent=1))
+    partial.write_text(dumps(metadata, indent=1), encoding="utf-8")
     os.replace(partial, path)
     return path
 
@@ -36,12 +36,12 @@ def read_attribution(path: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.name.endswith(SIDECAR_SUFFIX):
-        return json.loads(path.read_text())
+        return loads(path.read_text(encoding="utf-8"))
     try:
         return read_png_metadata(path)
     except ValueError:
         if sidecar_path(path).exists():
-            return json.loads(sidecar_path(path).read_text())
+            return loads(sidecar_path(path).read_text(encoding="utf-8"))
         raise
 
 

@@ -7,12 +7,13 @@ AI-generated.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin
+
+from ..jsonio import dumps, loads
 
 METADATA_KEY = "diffusers_attr"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -31,7 +32,7 @@ def write_png(image: Image.Image, path: str | os.PathLike, metadata: dict[str, A
     """Save ``image`` as PNG at ``path`` with ``metadata`` embedded; written atomically."""
     path = Path(path)
     info = PngImagePlugin.PngInfo()
-    info.add_itxt(METADATA_KEY, json.dumps(metadata, separators=(",", ":")), zip=True)
+    info.add_itxt(METADATA_KEY, dumps(metadata, separators=(",", ":")), zip=True)
     info.add_itxt("XML:com.adobe.xmp", _XMP)
     partial = path.with_name(path.name + ".partial")
     image.save(partial, format="PNG", pnginfo=info)
@@ -53,4 +54,4 @@ def read_png_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} carries no diffusers-attr metadata (no '{METADATA_KEY}' PNG chunk); "
             "was it written by AttributedPipeline or `diffusers-attr generate`?"
         )
-    return json.loads(text[METADATA_KEY])
+    return loads(text[METADATA_KEY])
