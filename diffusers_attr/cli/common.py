@@ -88,7 +88,7 @@ def add_attribution_options(parser: argparse.ArgumentParser) -> None:
     ``AttributionConfig`` (the same defaults as in Python; every result records the values used)."""
     group = parser.add_argument_group("attribution (defaults as in Python: diffusers_attr.config.AttributionConfig)")
     group.add_argument("--patch-size", type=int, default=None,
-                       help="odd patch side (default 7, smaller only for items under 7 px: config.default_patch_size)")
+                       help="odd patch side (default: the largest odd size up to 0.7 of the shorter side, config.default_patch_size)")
     group.add_argument("--topk", type=int, default=None, help="keep the top-k key windows per training item")
     group.add_argument("--timesteps", type=int, nargs="+", default=None, help="noise levels as training timesteps (default 100 200 300)")
     group.add_argument("--sigmas", type=float, nargs="+", default=None, help="noise levels as VP sigma in (0, 1)")

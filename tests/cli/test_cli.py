@@ -304,7 +304,7 @@ def test_python_and_the_command_line_resolve_the_same_settings(capsys, pixel_ind
     assert from_cli == from_python.config
     from diffusers_attr.config import default_patch_size
 
-    assert from_cli["patch_size"] == default_patch_size((1, 8, 8)) == 7
+    assert from_cli["patch_size"] == default_patch_size((1, 8, 8)) == 5
     assert from_cli["timesteps"] == [100, 200, 300] and from_cli["draws"] == 2 and from_cli["top"] == 10
 
 
